@@ -1,0 +1,5 @@
+import sys
+
+from mazeagent.cli import main
+
+sys.exit(main())

@@ -1,0 +1,48 @@
+"""`mazeagent <command>`: a thin dispatcher. Each package owns its sub-commands in its own `cli.py`
+(a `register(subparsers)` function); handlers import heavy modules (jax, procgen) only when they run."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Modules that add sub-commands. A missing module is skipped so the CLI works while packages grow.
+COMMAND_MODULES = [
+    "mazeagent.maze.cli",       # maze show / stats
+    "mazeagent.env.cli",        # env parity, bench env
+    "mazeagent.ppo.cli",        # train, eval, bench train
+    "mazeagent.nets.cli",       # import-torch, export-torch
+    "experiments.cli",          # study, demo
+    "probes.cli",               # probe experiments
+    "mazeagent.cluster.cli",    # submit, status
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mazeagent", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        try:
+            mod = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name and name.startswith(e.name):
+                continue
+            raise
+        mod.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        rc = args.func(args)
+    except ValueError as e:  # bad user input: a clear message, not a traceback
+        print(f"mazeagent: error: {e}", file=sys.stderr)
+        return 2
+    return int(rc or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
