@@ -1,5 +1,5 @@
 """`mazeagent <command>`: a thin dispatcher. Each package owns its sub-commands in its own `cli.py`
-(a `register(subparsers)` function); handlers import heavy modules (jax, procgen) only when they run."""
+(a `register(subparsers)` function, and optionally `register_bench(bench_subparsers)`); handlers import heavy modules (jax, procgen) only when they run."""
 from __future__ import annotations
 
 import argparse
@@ -22,6 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mazeagent", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+    bench = sub.add_parser("bench", help="benchmarks: ours vs procgen, trainer throughput")
+    bench_sub = bench.add_subparsers(dest="bench_command", metavar="BENCH")
+    bench_sub.required = True
     for name in COMMAND_MODULES:
         try:
             mod = importlib.import_module(name)
@@ -30,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         mod.register(sub)
+        if hasattr(mod, "register_bench"):  # e.g. `mazeagent bench env`, `mazeagent bench train`
+            mod.register_bench(bench_sub)
     return parser
 
 
