@@ -1,0 +1,265 @@
+"""The study report: ``report.md``, ``index.html``, PNG figures and ``results.json`` from one structured source.
+
+A report is a list of :class:`Section` s. Each section holds its numbers (``results``, merged into results.json under
+the section id) and blocks (paragraphs, tables, figures) rendered to both Markdown and HTML. Tables are built from
+the same values that go into ``results``, with one formatter (:func:`fmt`), so every number a reader sees is in
+results.json. Later studies (probes, patching, retargeting) add their own sections the same way: build a
+``Section`` and call :meth:`Report.add`; scorecard rows (``verdicts.scorecard_row``) go to :meth:`Report.score`.
+"""
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from experiments import verdicts
+
+FIG_DIR = "figures"
+
+
+def fmt(x: Any, digits: int = 3) -> str:
+    """The one number format of the report (results.json holds the unrounded value)."""
+    if x is None:
+        return "—"
+    if isinstance(x, (bool, np.bool_)):
+        return "yes" if x else "no"
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    if isinstance(x, (float, np.floating)):
+        return "—" if not math.isfinite(float(x)) else f"{float(x):.{digits}f}"
+    if isinstance(x, (tuple, list)) and len(x) == 2 and all(isinstance(v, (int, float, np.floating)) for v in x):
+        return f"[{fmt(x[0], digits)}, {fmt(x[1], digits)}]"
+    return str(x)
+
+
+@dataclass
+class Table:
+    headers: list[str]
+    rows: list[list[Any]]
+    caption: str = ""
+
+
+@dataclass
+class Figure:
+    path: str  # relative to the report directory
+    caption: str
+
+
+@dataclass
+class Section:
+    id: str
+    title: str
+    results: dict = field(default_factory=dict)
+    blocks: list = field(default_factory=list)  # str paragraphs, Table, Figure
+
+    def text(self, s: str) -> "Section":
+        self.blocks.append(s)
+        return self
+
+    def table(self, headers: list[str], rows: list[list[Any]], caption: str = "") -> "Section":
+        self.blocks.append(Table(headers, rows, caption))
+        return self
+
+    def figure(self, path: str, caption: str) -> "Section":
+        self.blocks.append(Figure(path, caption))
+        return self
+
+
+class Report:
+    """Collects sections and scorecard rows, then writes every artefact into ``out_dir``."""
+
+    def __init__(self, out_dir: str | os.PathLike, title: str = "mazeagent behaviour study", meta: dict | None = None):
+        self.out_dir = Path(out_dir)
+        (self.out_dir / FIG_DIR).mkdir(parents=True, exist_ok=True)
+        self.title = title
+        self.meta = dict(meta or {})
+        self.sections: list[Section] = []
+        self.rows: list[dict] = []
+
+    def figure_path(self, name: str) -> tuple[Path, str]:
+        """(absolute path to save a PNG at, path relative to the report) for a figure called ``name``."""
+        rel = f"{FIG_DIR}/{name}.png"
+        return self.out_dir / rel, rel
+
+    def add(self, section: Section) -> Section:
+        if any(s.id == section.id for s in self.sections):
+            raise ValueError(f"report already has a section {section.id!r}")
+        self.sections.append(section)
+        return section
+
+    def score(self, row: dict) -> None:
+        self.rows = [r for r in self.rows if r["id"] != row["id"]] + [row]
+
+    def scorecard(self) -> list[dict]:
+        """Rows in prediction order; predictions nobody measured appear as "not measured"."""
+        by_id = {r["id"]: r for r in self.rows}
+        out = []
+        for p in verdicts.PREDICTIONS:
+            out.append(by_id.get(p.id) or verdicts.scorecard_row(p.id, "not measured in this study", None, None,
+                                                                  verdicts.NOT_MEASURED))
+        out += [r for r in self.rows if r["id"] not in verdicts.BY_ID]
+        return out
+
+    def results(self) -> dict:
+        rows = self.scorecard()
+        return _jsonable({"title": self.title, "meta": self.meta, "scorecard": rows,
+                          "brier": verdicts.brier_summary(rows),
+                          "sections": {s.id: s.results for s in self.sections}})
+
+    # ------------------------------------------------------------------------------------------------ writers
+
+    def _scorecard_table(self, results: dict) -> Table:
+        rows = [[r["id"], r["question"], r["answer"], fmt(r["credence"], 2), r["measured"], fmt(r["value"]),
+                 fmt(r["ci"]), r["verdict"], fmt(r["brier"])] for r in results["scorecard"]]
+        return Table(["ID", "Question", "Forecast", "Credence", "Measured", "Value", "95% CI", "Verdict", "Brier"],
+                     rows)
+
+    def write(self, wandb_mode: str = "disabled") -> dict[str, Path]:
+        """Write results.json, report.md and index.html (figures are saved by the sections); log to wandb."""
+        res = self.results()
+        paths = {"results": self.out_dir / "results.json", "markdown": self.out_dir / "report.md",
+                 "html": self.out_dir / "index.html"}
+        paths["results"].write_text(json.dumps(res, indent=1, allow_nan=False))
+        score = self._scorecard_table(res)
+        brier = res["brier"]
+        brier_text = (f"Mean Brier score of the resolved credences: {fmt(brier['mean'])} over {fmt(brier['n_resolved'])}"
+                      f" of {fmt(brier['n_with_credence'])} predictions with a credence.")
+        meta_rows = [[k, fmt(v)] for k, v in res["meta"].items()]
+        paths["markdown"].write_text(_markdown(self.title, meta_rows, score, brier_text, self.sections))
+        paths["html"].write_text(_html(self.title, meta_rows, score, brier_text, self.sections))
+        if wandb_mode != "disabled":
+            log_wandb(self, res, wandb_mode)
+        return paths
+
+
+def _cell(v: Any) -> str:
+    return v if isinstance(v, str) else fmt(v)
+
+
+def _markdown(title: str, meta: list, score: Table, brier_text: str, sections: list[Section]) -> str:
+    def table(t: Table) -> list[str]:
+        out = [f"*{t.caption}*", ""] if t.caption else []
+        out.append("| " + " | ".join(t.headers) + " |")
+        out.append("|" + "---|" * len(t.headers))
+        out += ["| " + " | ".join(_cell(c).replace("|", "\\|") for c in row) + " |" for row in t.rows]
+        return out + [""]
+
+    lines = [f"# {title}", ""] + table(Table(["Setting", "Value"], meta))
+    lines += ["## Prediction scorecard", ""] + table(score) + [brier_text, ""]
+    for s in sections:
+        lines += [f"## {s.title}", ""]
+        for b in s.blocks:
+            if isinstance(b, Table):
+                lines += table(b)
+            elif isinstance(b, Figure):
+                lines += [f"![{b.caption}]({b.path})", "", f"*{b.caption}*", ""]
+            else:
+                lines += [b, ""]
+    return "\n".join(lines)
+
+
+_CSS = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}"
+        "table{border-collapse:collapse;margin:1em 0;font-size:90%}td,th{border:1px solid #ccc;padding:3px 7px;"
+        "vertical-align:top}th{background:#f3f3f3}img{max-width:100%;border:1px solid #ddd}"
+        ".supported{background:#dff5df}.contradicted{background:#f9dede}.inconclusive{background:#fff6d6}"
+        "figcaption{font-style:italic;margin-bottom:1.5em}")
+
+
+def _html(title: str, meta: list, score: Table, brier_text: str, sections: list[Section]) -> str:
+    e = html.escape
+
+    def table(t: Table) -> str:
+        head = "".join(f"<th>{e(h)}</th>" for h in t.headers)
+        body = []
+        for row in t.rows:
+            cls = next((c for c in row if isinstance(c, str) and c in
+                        (verdicts.SUPPORTED, verdicts.CONTRADICTED, verdicts.INCONCLUSIVE)), "")
+            cells = "".join(f"<td>{e(_cell(c))}</td>" for c in row)
+            body.append(f'<tr class="{cls}">{cells}</tr>')
+        cap = f"<caption>{e(t.caption)}</caption>" if t.caption else ""
+        return f"<table>{cap}<tr>{head}</tr>{''.join(body)}</table>"
+
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>{_CSS}</style>"
+             f"</head><body><h1>{e(title)}</h1>", table(Table(["Setting", "Value"], meta)),
+             "<h2>Prediction scorecard</h2>", table(score), f"<p>{e(brier_text)}</p>"]
+    nav = "".join(f'<li><a href="#{e(s.id)}">{e(s.title)}</a></li>' for s in sections)
+    parts.insert(2, f"<ul>{nav}</ul>")
+    for s in sections:
+        parts.append(f'<h2 id="{e(s.id)}">{e(s.title)}</h2>')
+        for b in s.blocks:
+            if isinstance(b, Table):
+                parts.append(table(b))
+            elif isinstance(b, Figure):
+                parts.append(f'<figure><img src="{e(b.path)}" alt="{e(b.caption)}">'
+                             f"<figcaption>{e(b.caption)}</figcaption></figure>")
+            else:
+                parts.append(f"<p>{e(b)}</p>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def _jsonable(x: Any) -> Any:
+    """Plain JSON types; non-finite floats become None (JSON has no NaN)."""
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return _jsonable(x.tolist())
+    if isinstance(x, (bool, np.bool_)):
+        return bool(x)
+    if isinstance(x, (int, np.integer)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(float(x)) else None
+    if x is None or isinstance(x, str):
+        return x
+    return str(x)
+
+
+def flatten_numbers(d: Any, prefix: str = "") -> dict[str, float]:
+    """Every number in a nested results dict as ``{"a/b/0": value}`` (for wandb summaries and checks)."""
+    out: dict[str, float] = {}
+    if isinstance(d, dict):
+        for k, v in d.items():
+            out.update(flatten_numbers(v, f"{prefix}/{k}" if prefix else str(k)))
+    elif isinstance(d, list):
+        for i, v in enumerate(d):
+            out.update(flatten_numbers(v, f"{prefix}/{i}"))
+    elif isinstance(d, (int, float)) and not isinstance(d, bool):
+        out[prefix] = float(d)
+    return out
+
+
+def log_wandb(report: Report, results: dict, mode: str = "offline") -> str:
+    """Log the same numbers (summary), the scorecard (table) and every figure (images) to one wandb run."""
+    if mode not in ("offline", "online"):
+        raise ValueError(f"wandb mode must be 'offline', 'online' or 'disabled', got {mode!r}")
+    import wandb
+
+    run = wandb.init(project="mazeagent-study", dir=str(report.out_dir), mode=mode, config=results["meta"],
+                     settings=wandb.Settings(x_disable_stats=True, console="off", silent=True))
+    try:
+        score = report._scorecard_table(results)
+        log: dict[str, Any] = {"scorecard": wandb.Table(columns=score.headers, data=[[str(c) for c in r]
+                                                                                    for r in score.rows])}
+        for s in report.sections:
+            for b in s.blocks:
+                if isinstance(b, Figure):
+                    log[f"figures/{Path(b.path).stem}"] = wandb.Image(str(report.out_dir / b.path), caption=b.caption)
+                elif isinstance(b, Table):
+                    log[f"tables/{s.id}/{len(log)}"] = wandb.Table(columns=b.headers,
+                                                                   data=[[_cell(c) for c in r] for r in b.rows])
+        run.log(log, step=0)
+        nums = flatten_numbers(results["sections"])
+        nums.update(flatten_numbers({"brier": results["brier"]}))
+        run.summary.update(nums)
+        return run.id
+    finally:
+        run.finish()

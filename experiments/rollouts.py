@@ -1,0 +1,425 @@
+"""Batched rollouts of a policy on generated mazes, with episode-level attainment bookkeeping.
+
+Why it is fast: a maze policy is memoryless and procgen's frame is a function of (maze, mouse square, facing), so
+the policy's action distribution is a table over those states. Rollouts fill that table lazily: all episodes of a
+chunk advance inside one jitted ``while_loop`` until each has finished or stands on a state whose logits are not
+known yet; those states (plus, to fill the padded batch, their neighbours) go through the policy in one batch, and
+the loop resumes. The network thus runs once per *distinct visited state*, not once per step, and the results are
+exactly those of stepping the env with the same per-(maze, step) sampling keys.
+
+Sampling draws the move group (left/down/up/right/stay) from the 15→5 grouped probabilities: actions within a group
+have identical dynamics, so this is the 15-way categorical in distribution. ``greedy=True`` takes the argmax of the
+15 logits. Horizons 256 and 500 come from one 500-step rollout (procgen's timeout).
+
+Policy contract: ``policy(obs (B,64,64,3) uint8, key) -> (B,15) logits``, deterministic in ``obs`` (see
+:class:`StatePolicy` for scripted policies that read the level state instead of pixels).
+"""
+from __future__ import annotations
+
+import functools
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from mazeagent.maze.level import CHEESE, WALL, WORLD, Level, LevelBatch
+from mazeagent.nets import ACTION_GROUPS, ACTION_TO_GROUP, GROUP_DELTAS, GROUP_NAMES, group_probs
+
+HORIZONS = (256, 500)
+TIMEOUT = 500
+DELTAS5 = np.array([GROUP_DELTAS[g] for g in GROUP_NAMES], np.int32)  # (5, 2): left, down, up, right, noop
+LEFT, RIGHT, NOOP = GROUP_NAMES.index("left"), GROUP_NAMES.index("right"), GROUP_NAMES.index("noop")
+MOVE_CHARS = "LDURN"  # per group, for the tidy table's ``actions`` string
+PolicyFn = Callable[[jax.Array, jax.Array], jax.Array]
+
+
+# ----------------------------------------------------------------------------------------------------- policies
+
+def group_logits(weights: dict[str, float]) -> np.ndarray:
+    """(15,) logits giving move groups the given relative weights (spread evenly over each group's actions)."""
+    logits = np.full(15, -1e9, np.float32)
+    for name, w in weights.items():
+        if name not in ACTION_GROUPS:
+            raise ValueError(f"unknown move group {name!r}; choose from {GROUP_NAMES}")
+        if w < 0:
+            raise ValueError(f"group weights must be >= 0, got {name}={w}")
+        if w > 0:
+            logits[list(ACTION_GROUPS[name])] = math.log(w / len(ACTION_GROUPS[name]))
+    if (logits <= -1e9).all():
+        raise ValueError("a scripted policy needs at least one group with positive weight")
+    return logits
+
+
+def constant_policy(weights: dict[str, float]) -> PolicyFn:
+    """Ignores the frame: one group distribution everywhere (``{"up": 1, "right": 1}`` = always up-or-right)."""
+    logits = jnp.asarray(group_logits(weights))
+    return lambda obs, key: jnp.broadcast_to(logits, (obs.shape[0], 15))
+
+
+def uniform_policy() -> PolicyFn:
+    """Uniform over the 15 procgen actions: left 3/15, down 1/15, up 1/15, right 3/15, stay 7/15."""
+    return lambda obs, key: jnp.zeros((obs.shape[0], 15), jnp.float32)
+
+
+@dataclass(frozen=True)
+class StatePolicy:
+    """Scripted policy over true state: ``fn(batch: LevelBatch, reflected (B,), key) -> (B, 15) logits``, where
+    ``batch.mouse`` holds the squares to act from (world coordinates)."""
+
+    fn: Callable[[LevelBatch, np.ndarray, jax.Array], np.ndarray]
+
+
+def oracle_policy(target: str = "cheese") -> StatePolicy:
+    """Takes the first move of the shortest path to the cheese (or the ``"top_right"`` square); stays there."""
+    from mazeagent.maze.geometry import next_step_towards, top_right_square
+
+    if target not in ("cheese", "top_right"):
+        raise ValueError(f"oracle target must be 'cheese' or 'top_right', got {target!r}")
+    table = np.stack([group_logits({g: 1.0}) for g in GROUP_NAMES])  # geometry MOVES = the first four groups
+
+    def fn(batch: LevelBatch, reflected: np.ndarray, key: jax.Array) -> np.ndarray:
+        goal = batch.cheese if target == "cheese" else top_right_square(batch)
+        moves = next_step_towards(batch, goal)
+        m = moves[np.arange(len(batch)), batch.mouse[:, 0], batch.mouse[:, 1]]
+        return table[np.where(m >= 0, m, NOOP)]
+
+    return StatePolicy(fn)
+
+
+@dataclass(frozen=True)
+class NetPolicy:
+    """A network as a policy; :meth:`logits_value` also gives the value head (update-rule conformity)."""
+
+    net: Any
+    params: Any
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_apply", jax.jit(self.net.apply))
+
+    def __call__(self, obs: jax.Array, key: jax.Array) -> jax.Array:
+        return self._apply(self.params, obs)[0]
+
+    def logits_value(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        return self._apply(self.params, obs)
+
+    @classmethod
+    def load(cls, checkpoint: str | Path) -> "NetPolicy":
+        from mazeagent.ppo.checkpoint import load_policy
+
+        net, params, _ = load_policy(checkpoint)
+        return cls(net, params)
+
+
+# -------------------------------------------------------------------------------------------------------- mazes
+
+@dataclass(frozen=True)
+class Mazes:
+    """A batch of levels as world arrays (level.py conventions) plus what rendering needs."""
+
+    grid: np.ndarray  # (B, W, W) procgen codes, cheese included
+    size: np.ndarray  # (B,)
+    background: np.ndarray  # (B,)
+    seed: np.ndarray  # (B,) level seeds (-1 for hand-built levels)
+    mouse: np.ndarray  # (B, 2) world
+    cheese: np.ndarray  # (B, 2) world, (-1, -1) if none
+
+    def __len__(self) -> int:
+        return int(self.size.shape[0])
+
+    @functools.cached_property
+    def batch(self) -> LevelBatch:
+        return LevelBatch(walls=self.grid == WALL, size=self.size.astype(np.int32),
+                          mouse=self.mouse.astype(np.int32), cheese=self.cheese.astype(np.int32))
+
+    @functools.cached_property
+    def geometry(self):
+        from mazeagent.maze.geometry import analyse
+
+        return analyse(self.batch)
+
+    def level(self, i: int) -> Level:
+        return self.batch.level(i)
+
+
+def generate_mazes(n: int, seed: int = 0, rand_region: int | None = None) -> Mazes:
+    """``n`` stock mazes (cheese anywhere) at distinct level seeds drawn from ``seed``."""
+    from mazeagent.env.levelgen import INT32_MAX, generate_batch
+
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"number of mazes must be a positive int, got {n!r}")
+    seeds = np.random.default_rng(seed).choice(INT32_MAX, size=int(n), replace=False).astype(np.int32)
+    return from_generated(generate_batch(seeds, rand_region=rand_region))
+
+
+def from_generated(g: Any) -> Mazes:
+    return Mazes(grid=np.asarray(g.grid), size=np.asarray(g.size), background=np.asarray(g.background),
+                 seed=np.asarray(g.seed), mouse=np.asarray(g.mouse), cheese=np.asarray(g.cheese))
+
+
+def from_levels(levels: list[Level], background: int = 0) -> Mazes:
+    """Hand-built or edited levels (e.g. from :mod:`mazeagent.maze.edit`) as a playable batch."""
+    if not levels:
+        raise ValueError("need at least one level")
+    b = LevelBatch.stack(levels)
+    grid = np.stack([lv.world_codes() for lv in levels]).astype(np.int32)
+    return Mazes(grid=grid, size=b.size, background=np.full(len(levels), background, np.int32),
+                 seed=np.array([-1 if lv.seed is None else lv.seed for lv in levels], np.int32),
+                 mouse=b.mouse, cheese=b.cheese)
+
+
+# ------------------------------------------------------------------------------------------ policy evaluation
+
+@functools.lru_cache(maxsize=None)
+def _renderers():
+    from mazeagent.env.render import composite_mouse, load_tables, render_static
+
+    tables = load_tables("hard")
+    static = jax.jit(jax.vmap(lambda g, b: render_static(g, b, tables)))
+    compose = jax.jit(jax.vmap(lambda f, m, r: composite_mouse(f, m, r, tables)))
+    return static, compose
+
+
+def static_frames(mazes: Mazes, idx: np.ndarray) -> jax.Array:
+    """Frames of the given mazes without the mouse (rendered once, the mouse is composited per query)."""
+    static, _ = _renderers()
+    return static(jnp.asarray(mazes.grid[idx]), jnp.asarray(mazes.background[idx]))
+
+
+def _bucket(n: int, cap: int) -> int:
+    return min(cap, max(16, 1 << (max(n, 1) - 1).bit_length()))
+
+
+def evaluate(policy: Any, mazes: Mazes, idx: np.ndarray, squares: np.ndarray, reflected: np.ndarray,
+             key: jax.Array, with_value: bool = False, frames: jax.Array | None = None, frame_idx=None,
+             max_batch: int = 1024) -> tuple[np.ndarray, np.ndarray | None]:
+    """Policy logits (and values, for a :class:`NetPolicy`) with the mouse of maze ``idx[i]`` at world
+    ``squares[i]`` facing ``reflected[i]``. ``frames``/``frame_idx`` reuse pre-rendered static frames."""
+    idx, squares = np.asarray(idx), np.asarray(squares, np.int32)
+    reflected = np.asarray(reflected, bool)
+    if isinstance(policy, StatePolicy):
+        b = mazes.batch
+        sub = LevelBatch(walls=b.walls[idx], size=b.size[idx], mouse=squares, cheese=b.cheese[idx])
+        return np.asarray(policy.fn(sub, reflected, key), np.float32), None
+    if with_value and not hasattr(policy, "logits_value"):
+        raise ValueError("values need a network policy (NetPolicy); scripted policies have no value head")
+    _, compose = _renderers()
+    if frames is None:
+        frames, frame_idx = static_frames(mazes, np.unique(idx)), np.unique(idx)
+    pos = np.searchsorted(frame_idx, idx)
+    logits, values = [], []
+    for s in range(0, len(idx), max_batch):
+        part = slice(s, s + max_batch)
+        k = len(pos[part])
+        pad = _bucket(k, max_batch) - k
+        p = np.pad(pos[part], (0, pad))
+        obs = compose(frames[p], jnp.asarray(np.pad(squares[part], ((0, pad), (0, 0)))),
+                      jnp.asarray(np.pad(reflected[part], (0, pad))))
+        if with_value:
+            lg, v = policy.logits_value(obs)
+            values.append(np.asarray(v)[:k])
+        else:
+            lg = policy(obs, key)
+        logits.append(np.asarray(lg, np.float32)[:k])
+    return np.concatenate(logits), (np.concatenate(values) if with_value else None)
+
+
+# ------------------------------------------------------------------------------------------------ the engine
+
+def move(walls: Any, pos: Any, reflected: Any, group: Any, xp: Any = jnp) -> tuple[Any, Any]:
+    """procgen maze dynamics for one move group (spec §2.2): blocked by walls and the world edge; facing right
+    after a right move, left after a left move, even when blocked."""
+    target = pos + xp.asarray(DELTAS5)[group]
+    inside = ((target >= 0) & (target < walls.shape[-1])).all(axis=-1)
+    t = xp.clip(target, 0, walls.shape[-1] - 1)
+    free = inside & ~walls[xp.arange(len(pos)), t[:, 0], t[:, 1]]
+    new_pos = xp.where(free[:, None], target, pos)
+    new_ref = xp.where(group == RIGHT, True, xp.where(group == LEFT, False, reflected))
+    return new_pos, new_ref
+
+
+@functools.partial(jax.jit, static_argnames=("horizon", "greedy"))
+def _advance(st: dict, logp, best, known, walls, cheese, tr, region, keys, horizon: int, greedy: bool) -> dict:
+    """Step every episode whose current state has known logits, until none can move (done or unknown state)."""
+    M, W = walls.shape[0], walls.shape[-1]
+    rows = jnp.arange(M)
+
+    def runnable(s):
+        sidx = (s["pos"][:, 0] * W + s["pos"][:, 1]) * 2 + s["ref"]
+        return ~s["done"] & (s["t"] < horizon) & known[rows, sidx], sidx
+
+    def body(s):
+        run, sidx = runnable(s)
+        step_keys = jax.vmap(jax.random.fold_in)(keys, s["t"])
+        g = best[rows, sidx] if greedy else jax.vmap(jax.random.categorical)(step_keys, logp[rows, sidx])
+        pos, ref = move(walls, s["pos"], s["ref"], g)
+        t1 = s["t"] + 1
+        at_cheese = (pos == cheese).all(-1)
+        first = lambda old, hit: jnp.where(run & hit & (old < 0), t1, old)  # noqa: E731
+        return {"pos": jnp.where(run[:, None], pos, s["pos"]), "ref": jnp.where(run, ref, s["ref"]),
+                "t": jnp.where(run, t1, s["t"]), "done": s["done"] | (run & (at_cheese | (t1 >= horizon))),
+                "t_cheese": first(s["t_cheese"], at_cheese), "t_tr": first(s["t_tr"], (pos == tr).all(-1)),
+                "t_region": first(s["t_region"], region[rows, pos[:, 0], pos[:, 1]]),
+                "moves": s["moves"].at[rows, jnp.where(run, s["t"], horizon)].set(g.astype(jnp.int8), mode="drop")}
+
+    return jax.lax.while_loop(lambda s: runnable(s)[0].any(), body, st)
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    horizon: int = TIMEOUT
+    greedy: bool = False
+    chunk: int = 1024  # mazes advanced together (memory ~ chunk x 1250 states x 5 floats)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.horizon <= TIMEOUT:
+            raise ValueError(f"horizon must be in [1, {TIMEOUT}] (procgen's timeout), got {self.horizon}")
+        if self.chunk < 1:
+            raise ValueError(f"chunk must be >= 1, got {self.chunk}")
+
+
+@dataclass
+class Rollouts:
+    """Per-episode results (one episode per maze) and how they were produced."""
+
+    episodes: Any  # pandas DataFrame, one row per maze (the tidy table)
+    config: RolloutConfig
+    stats: dict  # policy evaluations, wall time, mazes/s
+
+    def summary(self) -> dict:
+        from experiments.stats import proportion
+
+        df = self.episodes
+        out = {"n_mazes": int(len(df)), "config": vars(self.config), **self.stats, "horizons": {}}
+        for h in HORIZONS:
+            if h <= self.config.horizon:
+                out["horizons"][str(h)] = {k: proportion(df[f"{k}_{h}"].to_numpy())
+                                           for k in ("cheese", "top_right", "region", "neither")}
+        return out
+
+    def save(self, out_dir: str | Path) -> dict[str, Path]:
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {"episodes": out / "episodes.csv", "summary": out / "rollouts.json"}
+        self.episodes.to_csv(paths["episodes"], index=False)
+        from experiments.report import _jsonable
+
+        paths["summary"].write_text(json.dumps(_jsonable(self.summary()), indent=1))
+        return paths
+
+
+def _chunk(policy, mazes: Mazes, idx: np.ndarray, cfg: RolloutConfig, key: jax.Array, counters: dict) -> dict:
+    g = mazes.geometry
+    M, W, H = len(idx), mazes.grid.shape[-1], cfg.horizon
+    S = W * W * 2
+    walls = jnp.asarray(mazes.batch.walls[idx])
+    region = jnp.asarray(g.region[idx])
+    keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.asarray(idx))
+    frames = None if isinstance(policy, StatePolicy) else static_frames(mazes, idx)
+    logp = np.zeros((M, S, 5), np.float32)
+    best = np.zeros((M, S), np.int32)
+    known = np.zeros((M, S), bool)
+    start = mazes.mouse[idx].astype(np.int32)
+    st = {"pos": jnp.asarray(start), "ref": jnp.zeros(M, bool), "t": jnp.zeros(M, jnp.int32),
+          "done": jnp.zeros(M, bool), "t_cheese": jnp.full(M, -1, jnp.int32),
+          "t_tr": jnp.where(jnp.asarray((start == g.top_right[idx]).all(-1)), 0, -1).astype(jnp.int32),
+          "t_region": jnp.where(region[jnp.arange(M), start[:, 0], start[:, 1]], 0, -1).astype(jnp.int32),
+          "moves": jnp.full((M, H), -1, jnp.int8)}
+    while True:
+        st = _advance(st, jnp.asarray(logp), jnp.asarray(best), jnp.asarray(known), walls,
+                      jnp.asarray(mazes.cheese[idx]), jnp.asarray(g.top_right[idx]), region, keys, H, cfg.greedy)
+        pending = np.asarray(~st["done"] & (st["t"] < H))
+        if not pending.any():
+            return {k: np.asarray(v) for k, v in st.items()}
+        rows = np.nonzero(pending)[0]
+        pos, ref = np.asarray(st["pos"])[rows], np.asarray(st["ref"])[rows]
+        q_rows, q_pos, q_ref = _with_neighbours(rows, pos, ref, np.asarray(walls), known, W)
+        sidx = (q_pos[:, 0] * W + q_pos[:, 1]) * 2 + q_ref
+        lg, _ = evaluate(policy, mazes, idx[q_rows], q_pos, q_ref, key, frames=frames, frame_idx=idx)
+        logp[q_rows, sidx] = np.log(np.maximum(np.asarray(group_probs(lg)), 1e-30))
+        best[q_rows, sidx] = ACTION_TO_GROUP[np.argmax(lg, -1)]
+        known[q_rows, sidx] = True
+        counters["policy_evals"] += len(q_rows)
+
+
+def _with_neighbours(rows, pos, ref, walls, known, W, fill_to: int | None = None):
+    """The pending states first, then (to fill the padded policy batch) unknown states one move away."""
+    M = len(rows)
+    cap = fill_to or _bucket(M, 1024)
+    cand_r, cand_p, cand_f = [rows], [pos], [ref]
+    for g in range(4):
+        p2, f2 = move(walls[rows], pos, ref, np.full(M, g), xp=np)
+        cand_r.append(rows), cand_p.append(p2), cand_f.append(f2)
+    r, p, f = np.concatenate(cand_r), np.concatenate(cand_p), np.concatenate(cand_f).astype(np.int64)
+    sidx = (p[:, 0] * W + p[:, 1]) * 2 + f
+    key = r * (W * W * 2) + sidx
+    _, first = np.unique(key, return_index=True)
+    first = np.sort(first)  # keeps the pending states (listed first) ahead of neighbours
+    first = first[~known[r[first], sidx[first]]]
+    n_keep = max(M, min(cap, len(first)))
+    first = first[:n_keep]
+    return r[first], p[first].astype(np.int32), f[first].astype(bool)
+
+
+def rollout(policy: Any, mazes: Mazes, cfg: RolloutConfig = RolloutConfig(), progress: bool = True) -> Rollouts:
+    """Play one episode per maze from its start and return the tidy per-episode table."""
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    key = jax.random.PRNGKey(cfg.seed)
+    counters = {"policy_evals": 0}
+    parts = []
+    t0 = time.perf_counter()
+    with tqdm(total=len(mazes), unit="maze", desc="rollouts", disable=not progress, smoothing=0) as bar:
+        for s in range(0, len(mazes), cfg.chunk):
+            idx = np.arange(s, min(s + cfg.chunk, len(mazes)))
+            parts.append(_chunk(policy, mazes, idx, cfg, key, counters))
+            bar.update(len(idx))
+    elapsed = time.perf_counter() - t0
+    res = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    df = pd.DataFrame(episode_columns(mazes, res, cfg.horizon))
+    stats = {"policy_evals": counters["policy_evals"], "seconds": elapsed,
+             "mazes_per_second": len(mazes) / max(elapsed, 1e-9),
+             "evals_per_maze": counters["policy_evals"] / len(mazes)}
+    return Rollouts(df, cfg, stats)
+
+
+def episode_columns(mazes: Mazes, res: dict, horizon: int) -> dict[str, np.ndarray]:
+    """The tidy table: identity, squares (inner coordinates), every geometry factor, attainment per horizon."""
+    g = mazes.geometry
+    m = (WORLD - mazes.size) // 2
+    cols: dict[str, Any] = {"maze": np.arange(len(mazes)), "level_seed": mazes.seed, "background": mazes.background}
+    cols.update(g.factors())
+    cols["top_right_row"] = cols["top_right_col"] = np.where(g.top_right[:, 0] >= 0, g.top_right[:, 0] - m, -1)
+    for name, t in (("cheese", res["t_cheese"]), ("top_right", res["t_tr"]), ("region", res["t_region"])):
+        cols[f"t_{name}"] = t
+    cols["episode_length"] = res["t"]
+    for h in HORIZONS:
+        if h <= horizon:
+            got = {n: (cols[f"t_{n}"] >= 0) & (cols[f"t_{n}"] <= h) for n in ("cheese", "top_right", "region")}
+            for n, v in got.items():
+                cols[f"{n}_{h}"] = v
+            cols[f"neither_{h}"] = ~got["cheese"] & ~got["top_right"]
+    chars = np.array(list(MOVE_CHARS + " "))
+    mv = np.where(res["moves"] >= 0, res["moves"], 5)
+    cols["actions"] = np.array(["".join(row).rstrip() for row in chars[mv]])
+    return cols
+
+
+def replay(mazes: Mazes, i: int, actions: str) -> np.ndarray:
+    """World squares visited by episode ``i`` (start included) from its ``actions`` string."""
+    walls = mazes.batch.walls[i:i + 1]
+    pos, ref = mazes.mouse[i:i + 1].astype(np.int32), np.zeros(1, bool)
+    out = [pos[0].copy()]
+    for ch in actions:
+        if ch not in MOVE_CHARS:
+            raise ValueError(f"actions may only hold {MOVE_CHARS!r}, got {ch!r}")
+        pos, ref = move(walls, pos, ref, np.array([MOVE_CHARS.index(ch)]), xp=np)
+        out.append(pos[0].copy())
+    return np.array(out)

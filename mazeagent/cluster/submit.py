@@ -1,0 +1,468 @@
+"""Render the sbatch templates in ``slurm/`` and submit them with plain ``sbatch``.
+
+Why plain sbatch and not submitit: our users read and edit sbatch scripts, and a rendered script under
+``<out>/slurm/`` is something they can rerun by hand (``sbatch --array=3,7 sweep-....sbatch``); submitit pickles a
+Python callable instead, which hides the job from them, adds a dependency, and has no notion of a trainer that
+checkpoints on USR1 and requeues itself (ours is 40 lines of bash in ``slurm/lib/job.sh``).
+
+Everything a job would fail on is checked here, before ``sbatch`` runs: the preset and every ``--set``/``--grid``
+value (with the trainer's own parser), array specs, time limits, the study's checkpoint.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import time as _time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SUBMISSIONS = "submissions.jsonl"  # one JSON line per submission, under <out>/slurm/
+MAX_ARRAY_INDEX = 100_000  # far above any cluster's MaxArraySize; catches typos like 0-1e9
+
+_TOKEN = re.compile(r"\{\{(\w+)\}\}")
+_SAFE = re.compile(r"^[A-Za-z0-9._,:=+@/%-]+$")  # what may appear unquoted in an #SBATCH line or env value
+
+
+# ---- templates ------------------------------------------------------------------------------------------------------
+def template_dir() -> Path:
+    """``slurm/`` of this checkout (``MAZEAGENT_SLURM_DIR`` overrides, e.g. for a site's own templates)."""
+    path = Path(os.environ.get("MAZEAGENT_SLURM_DIR", REPO_ROOT / "slurm"))
+    if not (path / "lib" / "job.sh").is_file():
+        raise ValueError(f"sbatch templates not found in {path} (expected slurm/*.sbatch and slurm/lib/job.sh; "
+                         f"set MAZEAGENT_SLURM_DIR to the folder that holds them)")
+    return path
+
+
+def render(text: str, values: dict[str, str]) -> str:
+    """Fill ``{{name}}`` fields. Every field must be given and every value used; a field whose value is empty and
+    that stands alone on its line removes that line (optional ``#SBATCH`` lines)."""
+    wanted = set(_TOKEN.findall(text))
+    missing, unused = wanted - set(values), set(values) - wanted
+    if missing or unused:
+        raise ValueError(f"template fields missing: {sorted(missing)}, unknown: {sorted(unused)}")
+    lines = []
+    for line in text.splitlines():
+        m = _TOKEN.fullmatch(line.strip())
+        if m and not values[m.group(1)]:
+            continue
+        lines.append(_TOKEN.sub(lambda t: values[t.group(1)], line))
+    return "\n".join(lines) + "\n"
+
+
+def load_template(name: str) -> str:
+    path = template_dir() / f"{name}.sbatch"
+    if not path.is_file():
+        raise ValueError(f"no sbatch template {path}")
+    return path.read_text()
+
+
+# ---- validation helpers ---------------------------------------------------------------------------------------------
+def parse_time(spec: str) -> int:
+    """Slurm time limit -> seconds. Accepts ``M``, ``M:S``, ``H:M:S``, ``D-H``, ``D-H:M``, ``D-H:M:S``."""
+    s = str(spec).strip()
+    m = re.fullmatch(r"(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?", s)
+    if not m or not s:
+        raise ValueError(f"invalid time limit {spec!r}: use minutes, H:M:S or D-H:M:S (e.g. 90, 4:00:00, 1-12)")
+    days, a, b, c = m.groups()
+    parts = [int(x) for x in (a, b, c) if x is not None]
+    if days is not None:  # D-H, D-H:M, D-H:M:S
+        h, mi, se = (parts + [0, 0])[:3]
+        total = int(days) * 86400 + h * 3600 + mi * 60 + se
+    elif len(parts) == 1:
+        total = parts[0] * 60
+    elif len(parts) == 2:
+        total = parts[0] * 60 + parts[1]
+    else:
+        total = parts[0] * 3600 + parts[1] * 60 + parts[2]
+    if total <= 0:
+        raise ValueError(f"time limit {spec!r} must be positive")
+    return total
+
+
+def parse_array_spec(spec: str) -> list[int]:
+    """Task ids of a Slurm ``--array`` spec (``0-15``, ``1,3,5``, ``0-30:10``, ``0-99%8``), sorted and unique."""
+    s = str(spec).strip()
+    body, _, throttle = s.partition("%")
+    if throttle and not (throttle.isdigit() and int(throttle) > 0):
+        raise ValueError(f"invalid array spec {spec!r}: the throttle after '%' must be a positive integer")
+    ids: set[int] = set()
+    for part in body.split(","):
+        m = re.fullmatch(r"(\d+)(?:-(\d+)(?::(\d+))?)?", part.strip())
+        if not m:
+            raise ValueError(f"invalid array spec {spec!r}: {part!r} is not N, N-M or N-M:STEP "
+                             f"(example: 0-15, 1,3,5, 0-30:10, 0-99%8)")
+        lo = int(m.group(1))
+        hi = int(m.group(2)) if m.group(2) is not None else lo
+        step = int(m.group(3)) if m.group(3) is not None else 1
+        if hi < lo or step <= 0:
+            raise ValueError(f"invalid array spec {spec!r}: range {part!r} is empty or has a zero step")
+        if hi > MAX_ARRAY_INDEX:
+            raise ValueError(f"invalid array spec {spec!r}: index {hi} exceeds {MAX_ARRAY_INDEX}")
+        ids.update(range(lo, hi + 1, step))
+    return sorted(ids)
+
+
+def parse_grid(axes: list[str] | tuple[str, ...]) -> list[dict[str, str]]:
+    """``["rand_region=1..3", "seed=0,1"]`` -> the cartesian product as a list of ``{key: raw value}``, first axis
+    slowest. ``A..B`` is an inclusive integer range; values stay strings (the trainer's parser types them)."""
+    keys, values = [], []
+    for axis in axes:
+        key, sep, raw = axis.partition("=")
+        key = key.strip()
+        if not sep or not key or not raw.strip():
+            raise ValueError(f"--grid expects KEY=V1,V2,... or KEY=A..B, got {axis!r}")
+        if key in keys:
+            raise ValueError(f"--grid {key} given twice; put all its values in one --grid")
+        m = re.fullmatch(r"\s*(-?\d+)\s*\.\.\s*(-?\d+)\s*", raw)
+        if m:
+            lo, hi = int(m.group(1)), int(m.group(2))
+            if hi < lo:
+                raise ValueError(f"--grid {axis!r}: empty range {lo}..{hi}")
+            vals = [str(v) for v in range(lo, hi + 1)]
+        else:
+            vals = [v.strip() for v in raw.split(",")]
+            if any(not v for v in vals):
+                raise ValueError(f"--grid {axis!r} has an empty value")
+        if len(set(vals)) != len(vals):
+            raise ValueError(f"--grid {axis!r} repeats a value")
+        keys.append(key)
+        values.append(vals)
+    if not keys:
+        raise ValueError("a sweep needs at least one --grid KEY=V1,V2,...")
+    return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
+
+
+def _check_token(what: str, value: str) -> str:
+    if not value or not _SAFE.match(value):
+        raise ValueError(f"{what} {value!r} may only contain letters, digits and ._,:=+@/%- (no spaces or quotes)")
+    return value
+
+
+def _check_path(what: str, path: Path) -> str:
+    return _check_token(what, str(path))
+
+
+# ---- resources and wandb --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Resources:
+    """What a job asks Slurm for. Optional fields (None / 0) produce no ``#SBATCH`` line."""
+
+    time: str = "1-00:00:00"
+    cpus_per_task: int = 8
+    mem: str | None = None  # e.g. "32G"; None = the partition's default
+    gpus: int = 0
+    gpu_type: str | None = None  # e.g. "a100" -> --gres=gpu:a100:N
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    signal_lead_s: int = 300  # USR1 this long before the time limit: time to checkpoint and requeue
+    max_restarts: int = 20
+    extra: tuple[str, ...] = ()  # raw sbatch options, e.g. ("--exclusive", "--mail-type=END")
+
+    def validate(self) -> "Resources":
+        limit = parse_time(self.time)
+        if self.cpus_per_task < 1:
+            raise ValueError(f"--cpus must be >= 1, got {self.cpus_per_task}")
+        if self.gpus < 0:
+            raise ValueError(f"--gpus must be >= 0, got {self.gpus}")
+        if not 1 <= self.signal_lead_s <= 65535:
+            raise ValueError(f"--signal-lead must be 1..65535 s (Slurm's limit), got {self.signal_lead_s}")
+        if self.signal_lead_s >= max(limit, 60):  # Slurm rounds limits up to whole minutes
+            raise ValueError(f"--signal-lead {self.signal_lead_s} s must be shorter than the time limit "
+                             f"{self.time!r} ({limit} s), or USR1 would come before the job runs")
+        if self.max_restarts < 0:
+            raise ValueError(f"--max-restarts must be >= 0, got {self.max_restarts}")
+        if self.mem is not None and not re.fullmatch(r"\d+[KMGT]?", self.mem):
+            raise ValueError(f"--mem {self.mem!r}: use a number with an optional K/M/G/T suffix, e.g. 32G")
+        for what in ("gpu_type", "partition", "account", "qos", "constraint"):
+            if getattr(self, what) is not None:
+                _check_token(f"--{what.replace('_', '-')}", getattr(self, what))
+        for opt in self.extra:
+            if not opt.startswith("--") or "\n" in opt:
+                raise ValueError(f"--sbatch-arg {opt!r} must be one long sbatch option such as --exclusive")
+            if opt.split("=")[0] in ("--array", "--output", "--dependency", "--job-name", "--chdir"):
+                raise ValueError(f"--sbatch-arg {opt!r}: that option is set by the template")
+        return self
+
+    def sbatch_lines(self, with_gpus: bool = True) -> list[str]:
+        lines = []
+        if self.mem:
+            lines.append(f"--mem={self.mem}")
+        if self.gpus and with_gpus:
+            lines.append(f"--gres=gpu:{self.gpu_type + ':' if self.gpu_type else ''}{self.gpus}")
+        for key in ("partition", "account", "qos", "constraint"):
+            if getattr(self, key):
+                lines.append(f"--{key}={getattr(self, key)}")
+        lines += list(self.extra)
+        return [f"#SBATCH {line}" for line in lines]
+
+
+@dataclass(frozen=True)
+class WandbOptions:
+    """How training jobs log to wandb. Offline by default: compute nodes often have no network; `wandb sync`
+    uploads afterwards. ``group`` defaults to the job name, so one sweep is one wandb group."""
+
+    mode: str = "offline"
+    project: str = "mazeagent"
+    entity: str | None = None
+    group: str | None = None
+    tags: tuple[str, ...] = ()
+
+    def validate(self) -> "WandbOptions":
+        if self.mode not in ("offline", "online", "disabled"):
+            raise ValueError(f"--wandb must be offline, online or disabled, got {self.mode!r}")
+        _check_token("--wandb-project", self.project)
+        for what, v in (("--wandb-entity", self.entity), ("--wandb-group", self.group)):
+            if v is not None:
+                _check_token(what, v)
+        for t in self.tags:
+            _check_token("--tag", t)
+            if "," in t:
+                raise ValueError(f"--tag {t!r}: one tag per --tag (commas separate wandb tags)")
+        return self
+
+    def train_overrides(self) -> list[str]:
+        out = [f"wandb_mode={self.mode}", f"wandb_project={self.project}"]
+        if self.entity:
+            out.append(f"wandb_entity={self.entity}")
+        return out
+
+
+# ---- plans ----------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Job:
+    """One sbatch script of a plan. ``after`` is the index of an earlier job that must succeed first."""
+
+    kind: str
+    name: str
+    script: str
+    path: Path
+    logs: str  # Slurm's --output pattern, absolute
+    after: int | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What ``submit`` sends: scripts in order, and per-task bookkeeping for ``mazeagent status``."""
+
+    kind: str
+    out: Path
+    jobs: tuple[Job, ...]
+    tasks: tuple[dict[str, Any], ...] = ()
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def _common(out: Path, name: str, res: Resources, gpus: bool = True) -> dict[str, str]:
+    log_dir = out / "slurm" / "logs"
+    return {
+        "job_name": _check_token("--name", name),
+        "log_dir": _check_path("--out", log_dir),
+        "workdir": _check_path("--out", out),
+        "time": res.time,
+        "cpus_per_task": str(res.cpus_per_task),
+        "optional_sbatch": "\n".join(res.sbatch_lines(with_gpus=gpus)),
+        "python": shlex.quote(sys.executable),
+    }
+
+
+def _train_values(preset_name: str, overrides: list[str], seed: int | None, wandb: WandbOptions, name: str,
+                  res: Resources) -> tuple[dict[str, str], Any]:
+    """Validate preset + overrides with the trainer's own parser; return template values and the config."""
+    from mazeagent.ppo.config import make_config
+
+    sets = list(overrides) + wandb.train_overrides() + ([f"seed={seed}"] if seed is not None else [])
+    cfg = make_config(preset_name, sets)
+    args = [a for kv in sets for a in ("--set", kv)]
+    values = {
+        "preset": shlex.quote(preset_name),
+        "train_args": " ".join(shlex.quote(a) for a in args),
+        "wandb_group": shlex.quote(wandb.group or name),
+        "signal_lead_s": str(res.signal_lead_s),
+        "max_restarts": str(res.max_restarts),
+        "slurm_lib": shlex.quote(str(template_dir() / "lib" / "job.sh")),
+    }
+    return values, cfg
+
+
+def _check_existing(run_dir: Path, cfg: Any) -> None:
+    """A job always runs with ``--resume``; refuse now (not hours later in the queue) if ``run_dir`` already holds a
+    run of a different config, which the trainer would reject."""
+    from mazeagent.ppo.checkpoint import list_checkpoints, read_meta
+    from mazeagent.ppo.config import PPOConfig
+    from mazeagent.ppo.runner import check_resumable, checkpoint_dir
+
+    found = list_checkpoints(checkpoint_dir(run_dir))
+    if found:
+        check_resumable(PPOConfig.from_dict(read_meta(found[-1])["config"]), cfg, found[-1])
+
+
+def _tags(cfg: Any, preset_name: str, extra: tuple[str, ...]) -> str:
+    """wandb tags that make a sweep filterable: rand_region, net scale, preset, plus the user's."""
+    rr = "none" if cfg.rand_region is None else cfg.rand_region
+    return ",".join([f"rand_region:{rr}", f"scale:{cfg.net_scale}", f"preset:{preset_name}", *extra])
+
+
+def plan_train(preset: str, out: str | os.PathLike, overrides: list[str] | tuple[str, ...] = (), seed: int | None = None,
+               resources: Resources = Resources(), wandb: WandbOptions = WandbOptions(),
+               name: str | None = None) -> Plan:
+    """One preemption-safe training run writing checkpoints and wandb under ``out``."""
+    out = Path(out).resolve()
+    res, wandb = resources.validate(), wandb.validate()
+    name = name or f"train-{out.name}"
+    values, cfg = _train_values(preset, list(overrides), seed, wandb, name, res)
+    _check_existing(out, cfg)
+    values |= _common(out, name, res)
+    values |= {"run_dir": shlex.quote(_check_path("--out", out)), "wandb_name": shlex.quote(out.name),
+               "wandb_tags": shlex.quote(_tags(cfg, preset, wandb.tags))}
+    job = Job("train", name, render(load_template("train"), values), out / "slurm" / f"{name}.sbatch",
+              str(out / "slurm" / "logs" / f"{name}-%j.out"))
+    return Plan("train", out, (job,), ({"task": None, "out": str(out), "config": cfg.to_dict()},),
+                {"preset": preset, "overrides": list(overrides), "seed": seed})
+
+
+def plan_sweep(preset: str, out: str | os.PathLike, grid: list[str] | tuple[str, ...],
+               overrides: list[str] | tuple[str, ...] = (), array: str | None = None, max_parallel: int | None = None,
+               resources: Resources = Resources(), wandb: WandbOptions = WandbOptions(),
+               name: str | None = None) -> Plan:
+    """A job array, one task per point of the grid's cartesian product; task i trains under ``out/<i>-<key-val>``."""
+    from mazeagent.ppo.config import make_config
+
+    out = Path(out).resolve()
+    res, wandb = resources.validate(), wandb.validate()
+    name = name or f"sweep-{out.name}"
+    points = parse_grid(grid)
+    clash = sorted({k for p in points for k in p} & {kv.partition("=")[0].strip() for kv in overrides})
+    if clash:
+        raise ValueError(f"{clash} set by both --grid and --set; keep one")
+    values, _ = _train_values(preset, list(overrides), None, wandb, name, res)
+    task_ids = range(len(points))
+    if array is not None:
+        wanted = parse_array_spec(array)
+        bad = [i for i in wanted if i >= len(points)]
+        if bad:
+            raise ValueError(f"--array {array!r} names task(s) {bad[:5]} but the grid has only {len(points)} "
+                             f"points (0-{len(points) - 1})")
+        spec = array
+    else:
+        spec = f"0-{len(points) - 1}"
+    if max_parallel is not None:
+        if max_parallel < 1:
+            raise ValueError(f"--max-parallel must be >= 1, got {max_parallel}")
+        if "%" in spec:
+            raise ValueError("give the throttle either in --array (…%N) or as --max-parallel, not both")
+        spec += f"%{max_parallel}"
+    cases, tasks = [], []
+    for i in task_ids:
+        point = points[i]
+        sets = [f"{k}={v}" for k, v in point.items()]
+        cfg = make_config(preset, list(overrides) + sets + wandb.train_overrides())  # each point must be valid
+        run_name = f"{i:03d}-" + "-".join(f"{k}_{v}" for k, v in point.items())
+        run_dir = out / _check_token("grid value", run_name)
+        _check_existing(run_dir, cfg)
+        task_args = " ".join(shlex.quote(a) for kv in sets for a in ("--set", kv))
+        cases.append(f"  {i}) RUN_DIR={shlex.quote(str(run_dir))} TASK_ARGS=({task_args})\n"
+                     f"     WANDB_NAME={shlex.quote(f'{name}/{run_name}')} "
+                     f"WANDB_TAGS={shlex.quote(_tags(cfg, preset, wandb.tags))} ;;")
+        tasks.append({"task": i, "out": str(run_dir), "point": point, "config": cfg.to_dict()})
+    values |= _common(out, name, res)
+    values |= {"array": spec, "task_cases": "\n".join(cases)}
+    job = Job("sweep", name, render(load_template("sweep"), values), out / "slurm" / f"{name}.sbatch",
+              str(out / "slurm" / "logs" / f"{name}-%A_%a.out"))
+    return Plan("sweep", out, (job,), tuple(tasks),
+                {"preset": preset, "grid": list(grid), "overrides": list(overrides), "array": spec})
+
+
+def plan_study(checkpoint: str | os.PathLike, mazes: int, out: str | os.PathLike, shards: int, seed: int = 0,
+               resources: Resources = Resources(cpus_per_task=4, time="4:00:00"), study_args: tuple[str, ...] = (),
+               name: str | None = None, wandb: WandbOptions = WandbOptions()) -> Plan:
+    """``shards`` array tasks that each study their share of ``mazes``, then a merge job (afterok)."""
+    from mazeagent.ppo.checkpoint import resolve
+
+    out = Path(out).resolve()
+    res, wandb = resources.validate(), wandb.validate()
+    ckpt = Path(checkpoint).resolve()
+    resolve(ckpt)  # ValueError naming the problem if there is no usable checkpoint there
+    if mazes < 1:
+        raise ValueError(f"--mazes must be >= 1, got {mazes}")
+    if not 1 <= shards <= mazes:
+        raise ValueError(f"--shards must be between 1 and --mazes ({mazes}), got {shards}")
+    name = name or f"study-{out.name}"
+    base = ["--checkpoint", _check_path("--checkpoint", ckpt), "--mazes", str(mazes), "--out",
+            _check_path("--out", out), "--seed", str(seed), *study_args]
+    quoted = " ".join(shlex.quote(a) for a in base)
+    common = {"wandb_group": shlex.quote(wandb.group or name)}
+    shard_vals = _common(out, name, res) | common | {"array": f"0-{shards - 1}", "shards": str(shards),
+                                                      "study_args": quoted}
+    merge_name = f"{name}-merge"
+    merge_res = Resources(time="1:00:00", cpus_per_task=1, partition=res.partition, account=res.account,
+                          qos=res.qos, mem=res.mem)
+    merge_vals = _common(out, merge_name, merge_res, gpus=False) | common | {
+        "merge_args": f"{quoted} --merge {shards}"}
+    jobs = (
+        Job("study", name, render(load_template("study"), shard_vals), out / "slurm" / f"{name}.sbatch",
+            str(out / "slurm" / "logs" / f"{name}-%A_%a.out")),
+        Job("merge", merge_name, render(load_template("study_merge"), merge_vals),
+            out / "slurm" / f"{merge_name}.sbatch", str(out / "slurm" / "logs" / f"{merge_name}-%j.out"), after=0),
+    )
+    tasks = tuple({"task": i, "shard": f"{i}/{shards}"} for i in range(shards))
+    return Plan("study", out, jobs, tasks, {"checkpoint": str(ckpt), "mazes": mazes, "shards": shards, "seed": seed})
+
+
+# ---- submission -----------------------------------------------------------------------------------------------------
+def sbatch_command(job: Job, dependency: str | None = None) -> list[str]:
+    cmd = ["sbatch", "--parsable"]
+    if dependency is not None:
+        cmd += [f"--dependency=afterok:{dependency}", "--kill-on-invalid-dep=yes"]
+    return cmd + [str(job.path)]
+
+
+def submit(plan: Plan, dry_run: bool = False) -> list[str]:
+    """Write the scripts under ``<out>/slurm/`` and sbatch them in order; returns the job ids ("DRY-RUN-i" when
+    ``dry_run``, which writes and submits nothing). The submission is recorded for ``mazeagent status``."""
+    if dry_run:
+        return [f"DRY-RUN-{i}" for i in range(len(plan.jobs))]
+    if shutil.which("sbatch") is None:
+        raise ValueError("sbatch not found on PATH: submit from a Slurm login node (or use --dry-run to see the "
+                         "scripts)")
+    (plan.out / "slurm" / "logs").mkdir(parents=True, exist_ok=True)
+    ids: list[str] = []
+    for job in plan.jobs:
+        job.path.write_text(job.script)
+        dep = ids[job.after] if job.after is not None else None
+        proc = subprocess.run(sbatch_command(job, dep), capture_output=True, text=True, timeout=120)
+        if proc.returncode != 0:
+            if ids:  # don't leave half a plan queued (e.g. shards without their merge)
+                subprocess.run(["scancel", *ids], capture_output=True, timeout=60)
+            raise ValueError(f"sbatch {job.path} failed (exit {proc.returncode}): {proc.stderr.strip()}"
+                               + (f"; cancelled {ids}" if ids else ""))
+        ids.append(proc.stdout.strip().split(";")[0])
+    record = {"time": _time.strftime("%Y-%m-%dT%H:%M:%S%z"), "kind": plan.kind, "meta": plan.meta,
+              "jobs": [{"id": i, **{k: str(v) for k, v in asdict(j).items() if k in ("kind", "name", "path", "logs")},
+                        "after": ids[j.after] if j.after is not None else None} for i, j in zip(ids, plan.jobs)],
+              "tasks": list(plan.tasks)}
+    with open(plan.out / "slurm" / SUBMISSIONS, "a") as f:
+        f.write(json.dumps(record) + "\n")
+    return ids
+
+
+def log_path(job: Job | dict[str, Any], job_id: str) -> str:
+    """The ``--output`` pattern with the job's name and id filled in (``%a``, the array task, stays)."""
+    name, logs = (job.name, job.logs) if isinstance(job, Job) else (job["name"], job["logs"])
+    return logs.replace("%x", name).replace("%j", job_id).replace("%A", job_id)
+
+
+def read_submissions(out: str | os.PathLike) -> list[dict[str, Any]]:
+    """Every recorded submission under ``out`` (oldest first); empty if none."""
+    path = Path(out) / "slurm" / SUBMISSIONS
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -1,0 +1,261 @@
+"""procgen 0.10.7 ``maze`` level generation in JAX, bit-exact (spec §1), plus the level-seed streams of §1.1.
+
+One level = one ``std::mt19937(level_seed)`` stream: draw 1 is ``bg_pct_x`` (no visible effect), draw 2 the
+background, draw 3 the maze size, then one draw per Kruskal wall, then the cheese. Kruskal runs with fixed shapes:
+a masked "k-th remaining wall" (``vector::erase`` keeps order), closed-form wall endpoints and room relabelling, so a
+level is a ``fori_loop`` of static length that jits and vmaps.
+
+Conventions are :mod:`mazeagent.maze.level`'s: grids are ``[row=y, col=x]`` world arrays, row 0 at the bottom.
+"""
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from mazeagent.env import mt19937 as mt
+from mazeagent.maze.level import CHEESE, SPACE, WALL, Level, LevelBatch
+
+WORLD_DIMS = {"hard": 25, "easy": 15}
+N_BACKGROUNDS = 9
+INT32_MAX = 2**31 - 1
+
+
+def world_dim(distribution_mode: str) -> int:
+    """procgen's ``world_dim`` for a distribution mode (hard 25, easy 15)."""
+    if distribution_mode not in WORLD_DIMS:
+        raise ValueError(f"distribution_mode must be one of {sorted(WORLD_DIMS)}, got {distribution_mode!r} "
+                         "(memory/exploration modes are not modelled)")
+    return WORLD_DIMS[distribution_mode]
+
+
+def check_rand_region(rand_region: int | None) -> int | None:
+    """None (stock cheese) or an int >= 0 (procgenAISC rule; values above the maze size act like the size)."""
+    if rand_region is None:
+        return None
+    if isinstance(rand_region, bool) or not isinstance(rand_region, (int, np.integer)):
+        raise ValueError(f"rand_region must be None or an int in [0, 25], got {rand_region!r}")
+    if not 0 <= int(rand_region) <= 25:
+        raise ValueError(f"rand_region must be in [0, 25] (0 = cheese in the top-right corner), got {rand_region}")
+    return int(rand_region)
+
+
+@struct.dataclass
+class GeneratedLevels:
+    """Levels as arrays (one level, or a batch along a leading axis). JAX arrays inside jit, numpy from
+    :func:`generate_batch`. Squares are world ``(row, col)``; ``cheese`` is ``(-1, -1)`` when a level has none."""
+
+    grid: jax.Array  # (..., W, W) int32 procgen codes
+    size: jax.Array  # (...,) int32 maze_dim
+    background: jax.Array  # (...,) int32 background_index
+    mouse: jax.Array  # (..., 2) int32
+    cheese: jax.Array  # (..., 2) int32
+    seed: jax.Array  # (...,) int32 level seed
+
+    def __len__(self) -> int:
+        return int(np.shape(self.size)[0])
+
+    def levels(self) -> list[Level]:
+        """The batch as :class:`Level` values (hard mode only: ``Level`` lives in the 25x25 world)."""
+        if np.shape(self.grid)[-1] != 25:
+            raise ValueError("Level values are hard-mode (25x25 world); these levels are easy-mode (15x15)")
+        grid, size, mouse, seed = (np.asarray(a) for a in (self.grid, self.size, self.mouse, self.seed))
+        return [Level.from_world(grid[i], int(size[i]), (int(mouse[i, 0]), int(mouse[i, 1])), seed=int(seed[i]))
+                for i in range(len(self))]
+
+    def batch(self) -> LevelBatch:
+        if np.shape(self.grid)[-1] != 25:
+            raise ValueError("LevelBatch is hard-mode (25x25 world); these levels are easy-mode (15x15)")
+        return LevelBatch(walls=np.asarray(self.grid) == WALL, size=np.asarray(self.size, np.int32),
+                          mouse=np.asarray(self.mouse, np.int32), cheese=np.asarray(self.cheese, np.int32))
+
+
+def _kruskal(outputs: jax.Array, n: jax.Array, W: int):
+    """procgen's ``MazeGen::generate_maze`` on an n x n maze.
+
+    Returns ``(free, n_free, n_walls)``: the free cells (local ids ``y*W + x``) in the order procgen appends them to
+    ``free_cells``, their count, and the number of walls (= Kruskal draws). The loop only tracks the remaining-wall
+    list (a shift-left erase, so the k-th remaining wall is a one-hot pick, no cumsum), room labels and the step at
+    which each room/wall first became free; the free list is recovered afterwards by sorting those stamps
+    (a merge frees ``a``, the midpoint, ``b`` in that order: stamps 3t, 3t+1, 3t+2). One-hot updates instead of
+    scatters: under vmap on CPU they are much faster.
+    """
+    C = (W + 1) // 2
+    max_walls = 2 * C * (C - 1)
+    i16 = jnp.int16  # every id/stamp < 2**14; narrow lanes halve the memory traffic that bounds this loop on CPU
+    never = jnp.array(2**14, i16)
+    c = (n + 1) // 2
+    n_walls = 2 * c * (c - 1)
+    n_horiz = (c - 1) * c
+    walls, rooms = jnp.arange(max_walls, dtype=i16), jnp.arange(C * C, dtype=i16)
+
+    def body(t, carry):
+        order, label, room_t, wall_t = carry
+        active = t < n_walls
+        k = mt.randn(outputs[3 + t], jnp.maximum(n_walls - t, 1)).astype(i16)
+        idx = jnp.max(jnp.where(walls == k, order, 0)).astype(jnp.int32)
+        order = jnp.where(walls >= k, jnp.concatenate([order[1:], order[:1]]), order)  # vector::erase(k)
+        horiz = idx < n_horiz
+        v = idx - n_horiz
+        ra = jnp.where(horiz, (idx // c) * C + idx % c, (v // (c - 1)) * C + v % (c - 1)).astype(i16)
+        rb = ra + jnp.where(horiz, C, 1).astype(i16)
+        la = jnp.max(jnp.where(rooms == ra, label, 0))
+        lb = jnp.max(jnp.where(rooms == rb, label, 0))
+        merge = active & (la != lb)
+        t3 = (3 * t).astype(i16)
+        first = jnp.where(rooms == ra, t3, jnp.where(rooms == rb, t3 + 2, never))
+        room_t = jnp.where(merge & (room_t == never), first, room_t)
+        wall_t = jnp.where(merge & (walls == idx), t3 + 1, wall_t)
+        label = jnp.where(merge & (label == la), lb, label)
+        return order, label, room_t, wall_t
+
+    init = (walls, rooms, jnp.full(C * C, never), jnp.full(max_walls, never))
+    _, _, room_t, wall_t = jax.lax.fori_loop(0, max_walls, body, init, unroll=4)
+    y, x = jnp.mgrid[0:W, 0:W]  # local cell (x, y) at flat id y*W + x
+    hx, hy = x // 2, y // 2
+    stamp = jnp.where((x % 2 == 0) & (y % 2 == 0), room_t[jnp.minimum(hx * C + hy, C * C - 1)], never)
+    h_idx = jnp.clip(hx * c + hy, 0, max_walls - 1)
+    v_idx = jnp.clip(n_horiz + hx * (c - 1) + hy, 0, max_walls - 1)
+    stamp = jnp.where((x % 2 == 1) & (y % 2 == 0), wall_t[h_idx], stamp)
+    stamp = jnp.where((x % 2 == 0) & (y % 2 == 1), wall_t[v_idx], stamp)
+    stamp = jnp.where((x < n) & (y < n), stamp, never).reshape(-1)
+    free = jnp.argsort(stamp).astype(jnp.int32)
+    return free, jnp.sum(stamp < never, dtype=jnp.int32), n_walls
+
+
+def _place_stock(s: mt.MTStream, free: jax.Array, n_free: jax.Array) -> jax.Array:
+    """``place_objects(GOAL, 1)``: uniform over the free list, rejecting the start cell (local id 0)."""
+    def draw_cell(s):
+        x, s = mt.draw(s)
+        return free[mt.randn(x, n_free)], s
+
+    cell, s = draw_cell(s)
+    cell, _ = jax.lax.while_loop(lambda c: c[0] <= 0, lambda c: draw_cell(c[1]), (cell, s))
+    return cell
+
+
+def _place_aisc(s: mt.MTStream, free, n_free, n, W: int, rand_region: int) -> jax.Array:
+    """procgenAISC ``deterministic_place``: one discarded draw, then up to n*100 tries for a free cell in the
+    top-right ``rr x rr`` block (rr = min(rand_region, n)); -1 when every try fails (level without cheese)."""
+    if rand_region == 0:
+        return (n - 1) * W + (n - 1)
+    rr = jnp.minimum(rand_region, n)
+    _, s = mt.draw(s)
+
+    def body(carry):
+        tries, _, s = carry
+        x, s = mt.draw(s)
+        cand = free[mt.randn(x, n_free)]
+        ok = (cand > 0) & (cand % W >= n - rr) & (cand // W >= n - rr)
+        return tries + 1, jnp.where(ok, cand, -1), s
+
+    def cond(carry):
+        tries, cell, _ = carry
+        return (cell < 0) & (tries < n * 100)
+
+    _, cell, _ = jax.lax.while_loop(cond, body, (jnp.int32(0), jnp.int32(-1), s))
+    return cell
+
+
+def generate_level(seed: jax.Array, W: int = 25, rand_region: int | None = None) -> GeneratedLevels:
+    """One level from its seed (jittable; vmap over ``seed``). ``W`` and ``rand_region`` are static."""
+    seed = jnp.asarray(seed)
+    state = mt.twist(mt.seed_state(seed))
+    outputs = mt.temper(state)
+    background = mt.randn(outputs[1], N_BACKGROUNDS)
+    n = mt.randn(outputs[2], (W - 1) // 2) * 2 + 3
+    free, n_free, n_walls = _kruskal(outputs, n, W)
+    s = mt.MTStream(mt=state, out=outputs, idx=3 + n_walls)
+    if rand_region is None:
+        cell = _place_stock(s, free, n_free)
+    else:
+        cell = _place_aisc(s, free, n_free, n, W, rand_region)
+    margin = (W - n) // 2
+    rows, cols = jnp.mgrid[0:W, 0:W]
+    ly, lx = rows - margin, cols - margin
+    inside = (ly >= 0) & (ly < n) & (lx >= 0) & (lx < n)
+    local = jnp.where(inside, ly * W + lx, 0)
+    is_free = jnp.zeros(W * W, bool).at[free].set(jnp.arange(W * W) < n_free)
+    grid = jnp.where(inside & is_free[local], SPACE, WALL)
+    grid = jnp.where(inside & (local == cell), CHEESE, grid).astype(jnp.int32)
+    cheese = jnp.where(cell >= 0, jnp.stack([cell // W + margin, cell % W + margin]), -1)
+    return GeneratedLevels(grid=grid, size=n, background=background, mouse=jnp.stack([margin, margin]),
+                           cheese=cheese.astype(jnp.int32), seed=seed.astype(jnp.int32))
+
+
+@functools.lru_cache(maxsize=None)
+def _batched(W: int, rand_region: int | None):
+    return jax.jit(jax.vmap(functools.partial(generate_level, W=W, rand_region=rand_region)))
+
+
+def as_seed_array(seeds) -> np.ndarray:
+    """Level seeds as int32 (procgen's level seeds are ints; ``seed(int)`` reinterprets them as uint32)."""
+    arr = np.asarray(seeds)
+    if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"seeds must be a 1-D array of ints, got dtype {arr.dtype} and shape {arr.shape}")
+    if arr.size and (arr.min() < -(2**31) or arr.max() > INT32_MAX):
+        raise ValueError("level seeds must fit in int32 (procgen stores them as int)")
+    return arr.astype(np.int32)
+
+
+def generate_batch(seeds: np.ndarray, rand_region: int | None = None,
+                   distribution_mode: str = "hard", chunk: int = 1024) -> GeneratedLevels:
+    """Levels for many seeds on the host (numpy fields). Seeds are processed in power-of-two padded chunks so
+    repeated calls with different batch sizes reuse a few compiled shapes."""
+    W = world_dim(distribution_mode)
+    rand_region = check_rand_region(rand_region)
+    seeds = as_seed_array(seeds)
+    fn = _batched(W, rand_region)
+    parts = []
+    for start in range(0, len(seeds), chunk):
+        part = seeds[start:start + chunk]
+        pad = 1 << max(int(np.ceil(np.log2(max(len(part), 1)))), 3)
+        out = fn(jnp.asarray(np.pad(part, (0, pad - len(part)))))
+        parts.append(jax.tree.map(lambda a, k=len(part): np.asarray(a)[:k], out))
+    if not parts:
+        return GeneratedLevels(grid=np.zeros((0, W, W), np.int32), size=np.zeros(0, np.int32),
+                               background=np.zeros(0, np.int32), mouse=np.zeros((0, 2), np.int32),
+                               cheese=np.zeros((0, 2), np.int32), seed=np.zeros(0, np.int32))
+    return jax.tree.map(lambda *a: np.concatenate(a), *parts)
+
+
+# ---- which level seed each env plays (spec §1.1) ----
+
+def seed_range(num_levels: int = 0, start_level: int = 0) -> tuple[int, int]:
+    """procgen's ``[level_seed_low, level_seed_high)``: all int31 seeds when ``num_levels == 0``."""
+    for name, v in (("num_levels", num_levels), ("start_level", start_level)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+            raise ValueError(f"{name} must be an int >= 0, got {v!r}")
+    if num_levels == 0:
+        return 0, INT32_MAX
+    if start_level + num_levels > INT32_MAX:
+        raise ValueError(f"start_level + num_levels must be <= {INT32_MAX}, got {start_level + num_levels}")
+    return int(start_level), int(start_level + num_levels)
+
+
+def check_rand_seed(rand_seed: int) -> int:
+    if isinstance(rand_seed, bool) or not isinstance(rand_seed, (int, np.integer)) or not 0 <= rand_seed <= INT32_MAX:
+        raise ValueError(f"rand_seed must be an int in [0, {INT32_MAX}] (as ProcgenGym3Env takes it), got {rand_seed!r}")
+    return int(rand_seed)
+
+
+def env_seed_words(rand_seed: int, num_envs: int) -> np.ndarray:
+    """The uint32 seed of each env's ``level_seed_rand_gen``: the first outputs of ``mt19937(rand_seed)``."""
+    return mt.np_outputs(check_rand_seed(rand_seed), num_envs)
+
+
+def procgen_level_seeds(rand_seed: int, num_envs: int, num_resets: int, num_levels: int = 0,
+                        start_level: int = 0) -> np.ndarray:
+    """(num_envs, num_resets) int32: the level seed env n of ``ProcgenGym3Env(num=num_envs, rand_seed=...)``
+    plays on its k-th level (k = 0 at construction)."""
+    low, high = seed_range(num_levels, start_level)
+    if num_envs < 0 or num_resets < 0:
+        raise ValueError(f"num_envs and num_resets must be >= 0, got {num_envs}, {num_resets}")
+    words = env_seed_words(rand_seed, num_envs)
+    out = np.empty((num_envs, num_resets), np.int64)
+    for i, w in enumerate(words):
+        out[i] = low + mt.np_outputs(int(w), num_resets) % np.uint32(high - low)
+    return out.astype(np.int32)

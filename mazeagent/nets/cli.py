@@ -1,0 +1,44 @@
+"""``mazeagent import-torch`` and ``mazeagent export-torch``: published PyTorch agents <-> suite checkpoints."""
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "import-torch", help="convert a published PyTorch .pth agent into a suite checkpoint",
+        description="Read a train-procgen-pytorch / procgen-tools .pth ({'model_state_dict', ...} or a bare state "
+                    "dict) without executing pickled code, infer the scale, and write a suite checkpoint that "
+                    "eval, experiments and probes load. The recorded config is --preset plus --set overrides "
+                    "(rand_region is taken from a *rand_region_<r>.pth name unless set).")
+    p.add_argument("file", help="the .pth checkpoint")
+    p.add_argument("--out", required=True, help="new or empty directory for the checkpoint")
+    p.add_argument("--preset", default="paper", help="config recorded with the weights (default: paper)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a recorded config key, e.g. --set rand_region=none (repeatable)")
+    p.add_argument("--seed", type=int, default=None, help="seed recorded in the config (for later eval/fine-tuning)")
+    p.set_defaults(func=_import)
+
+    p = subparsers.add_parser("export-torch", help="write a suite checkpoint as a procgen-tools .pth",
+                              description="Write {'model_state_dict': ...} loadable by procgen-tools' load_policy "
+                                          "and torch.load(weights_only=True); torch is not needed.")
+    p.add_argument("--checkpoint", required=True, help="run directory, checkpoints/ directory or step_* directory")
+    p.add_argument("--step", type=int, default=None, help="which saved step (default: newest)")
+    p.add_argument("--out", required=True, help="the .pth file to write")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.set_defaults(func=_export)
+
+
+def _import(args: argparse.Namespace) -> int:
+    from mazeagent.nets.torch_io import import_torch
+
+    where = import_torch(args.file, args.out, preset=args.preset, overrides=args.overrides, seed=args.seed)
+    print(f"wrote {where}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from mazeagent.nets.torch_io import export_torch
+
+    print(f"wrote {export_torch(args.checkpoint, args.out, step=args.step, force=args.force)}")
+    return 0

@@ -1,0 +1,85 @@
+"""``mazeagent train``, ``mazeagent eval`` and ``mazeagent bench train`` (heavy imports happen in the handlers)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _add_config_args(p: argparse.ArgumentParser, default_preset: str) -> None:
+    from mazeagent.ppo.config import PRESETS
+
+    p.add_argument("--preset", default=default_preset, choices=sorted(PRESETS),
+                   help=f"starting config (default {default_preset})")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set lr=3e-4 --set rand_region=none (repeatable)")
+    p.add_argument("--seed", type=int, default=None, help="overrides the config's seed")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("train", help="train a PPO maze agent (checkpoints, --resume, wandb)",
+                              description="Train PPO. Exit codes: 0 done; 143/138 stopped by SIGTERM/SIGUSR1 after "
+                                          "checkpointing (requeue with --resume); 3 non-finite loss (last good "
+                                          "checkpoint kept).")
+    _add_config_args(p, "paper")
+    p.add_argument("--out", required=True, help="run directory (checkpoints/, metrics.jsonl, wandb/)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out, if any")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_train)
+
+    p = subparsers.add_parser("eval", help="evaluate a checkpoint on the training and stock distributions")
+    p.add_argument("--checkpoint", required=True, help="run directory, checkpoints/ directory or step_* directory")
+    p.add_argument("--episodes", type=int, default=256, help="episodes per distribution (default 256)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--greedy", action="store_true", help="argmax actions instead of sampling")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_eval)
+
+
+def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:
+    p = bench_subparsers.add_parser("train", help="env-steps/s of the PPO update and its parts")
+    _add_config_args(p, "paper")
+    p.add_argument("--seconds", type=float, default=10.0, help="time spent on whole updates (parts get 1/4 each)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_bench)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from mazeagent.ppo.config import make_config
+    from mazeagent.ppo.runner import run
+
+    config = make_config(args.preset, args.overrides, args.seed)
+    return run(config, args.out, resume=args.resume, progress=not args.no_progress)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    import jax
+
+    from mazeagent.ppo.checkpoint import load_policy
+    from mazeagent.ppo.evaluate import make_evaluator
+
+    if args.episodes <= 0:
+        raise ValueError(f"--episodes must be > 0, got {args.episodes}")
+    _net, params, config = load_policy(args.checkpoint)
+    result = make_evaluator(config, episodes=args.episodes, greedy=args.greedy)(params, jax.random.PRNGKey(args.seed))
+    result = {"checkpoint": args.checkpoint, "episodes": args.episodes, "rand_region": config.rand_region, **result}
+    _print(result, args.json)
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from mazeagent.ppo.bench import bench_train
+    from mazeagent.ppo.config import make_config
+
+    config = make_config(args.preset, args.overrides, args.seed)
+    result = {"preset": args.preset, **bench_train(config, args.seconds)}
+    _print(result, args.json)
+    return 0
+
+
+def _print(result: dict, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result))
+    else:
+        for k, v in result.items():
+            print(f"{k:>28}: {v:.4g}" if isinstance(v, float) else f"{k:>28}: {v}", file=sys.stdout)

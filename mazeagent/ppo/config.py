@@ -1,0 +1,235 @@
+"""PPO run configuration: one flat frozen dataclass, three presets, `key=value` overrides, validation.
+
+Flat on purpose: every knob is addressable as ``--set key=value`` and appears as one column in wandb. Validation runs
+before anything is compiled, so a typo costs milliseconds, not a jit.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, fields
+from typing import Any
+
+WANDB_MODES = ("offline", "online", "disabled")
+
+
+@dataclass(frozen=True)
+class PPOConfig:
+    """Everything that determines a training run (same config + same seed -> bitwise the same run on CPU)."""
+
+    seed: int = 0
+    # environment (mazeagent.env.EnvParams); rand_region=None is stock procgen `maze`, an int is `maze_aisc`
+    distribution_mode: str = "hard"
+    rand_region: int | None = 5
+    num_levels: int = 0
+    start_level: int = 0
+    timeout: int = 500
+    use_backgrounds: bool = True
+    # network (mazeagent.nets.ImpalaCNN)
+    net_scale: int = 1
+    # PPO (defaults: the published A100 config, research-notes §5)
+    num_envs: int = 512
+    num_steps: int = 256
+    total_timesteps: int = 80_000_000
+    update_epochs: int = 3
+    num_minibatches: int = 16
+    lr: float = 5e-4
+    anneal_lr: bool = True
+    adam_eps: float = 1e-5
+    gamma: float = 0.999
+    gae_lambda: float = 0.95
+    clip_eps: float = 0.2
+    ent_coef: float = 0.01
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    norm_adv: bool = True
+    # return-based reward scaling as baselines' VecNormalize(ob=False): divide by the running std of discounted returns
+    norm_reward: bool = True
+    reward_norm_gamma: float = 0.99
+    reward_clip: float = 10.0
+    # run management (these never change the learned parameters)
+    checkpoint_every: int = 10
+    keep_checkpoints: int = 3
+    eval_every: int = 0
+    eval_episodes: int = 64
+    wandb_mode: str = "offline"
+    wandb_project: str = "mazeagent"
+    wandb_entity: str | None = None
+
+    # ---- derived sizes -------------------------------------------------------------------------------------
+    @property
+    def batch_size(self) -> int:
+        return self.num_envs * self.num_steps
+
+    @property
+    def minibatch_size(self) -> int:
+        return self.batch_size // self.num_minibatches
+
+    @property
+    def num_updates(self) -> int:
+        return self.total_timesteps // self.batch_size
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "PPOConfig":
+        """Build and validate from a plain dict (e.g. a checkpoint's config.json); unknown keys are an error."""
+        _check_keys(d)
+        return cls(**d).validate()
+
+    def replace(self, **kw: Any) -> "PPOConfig":
+        _check_keys(kw)
+        return dataclasses.replace(self, **kw)
+
+    def validate(self) -> "PPOConfig":
+        """Raise ValueError naming every problem at once; returns self so calls chain."""
+        errors = []
+        for f in fields(self):  # types first: "lr=abc" should say so, not fail later inside jax
+            v = getattr(self, f.name)
+            if not _type_ok(v, _FIELD_TYPES[f.name]):
+                errors.append(f"{f.name}={v!r} should be {_type_name(_FIELD_TYPES[f.name])}")
+        if errors:
+            raise ValueError("invalid PPO config: " + "; ".join(errors))
+
+        def need(cond: bool, msg: str) -> None:
+            if not cond:
+                errors.append(msg)
+
+        for name in ("num_envs", "num_steps", "update_epochs", "num_minibatches", "total_timesteps", "timeout",
+                     "net_scale", "checkpoint_every", "keep_checkpoints", "eval_episodes"):
+            need(getattr(self, name) > 0, f"{name} must be > 0, got {getattr(self, name)}")
+        need(self.eval_every >= 0, f"eval_every must be >= 0 (0 = only at the end), got {self.eval_every}")
+        need(self.num_levels >= 0 and self.start_level >= 0, "num_levels and start_level must be >= 0")
+        need(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        need(self.adam_eps > 0, f"adam_eps must be > 0, got {self.adam_eps}")
+        need(0 < self.gamma <= 1, f"gamma must be in (0, 1], got {self.gamma}")
+        need(0 <= self.gae_lambda <= 1, f"gae_lambda must be in [0, 1], got {self.gae_lambda}")
+        need(0 < self.reward_norm_gamma <= 1, f"reward_norm_gamma must be in (0, 1], got {self.reward_norm_gamma}")
+        need(self.clip_eps > 0, f"clip_eps must be > 0, got {self.clip_eps}")
+        need(self.reward_clip > 0, f"reward_clip must be > 0, got {self.reward_clip}")
+        need(self.max_grad_norm > 0, f"max_grad_norm must be > 0, got {self.max_grad_norm}")
+        for name in ("ent_coef", "vf_coef"):
+            need(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
+        need(self.distribution_mode in ("easy", "hard"),
+             f"distribution_mode must be 'easy' or 'hard', got {self.distribution_mode!r}")
+        need(self.rand_region is None or self.rand_region >= 0,
+             f"rand_region must be None (stock maze) or >= 0, got {self.rand_region}")
+        need(self.wandb_mode in WANDB_MODES, f"wandb_mode must be one of {WANDB_MODES}, got {self.wandb_mode!r}")
+        if self.num_minibatches > 0 and self.num_envs > 0 and self.num_steps > 0:
+            need(self.batch_size % self.num_minibatches == 0,
+                 f"num_minibatches={self.num_minibatches} must divide the batch num_envs*num_steps="
+                 f"{self.batch_size}")
+            need(self.total_timesteps >= self.batch_size,
+                 f"total_timesteps={self.total_timesteps} is less than one update "
+                 f"(num_envs*num_steps={self.batch_size})")
+        if errors:
+            raise ValueError("invalid PPO config: " + "; ".join(errors))
+        return self
+
+
+PRESETS: dict[str, PPOConfig] = {
+    # The published Langosco et al. maze agents (research-notes §5): 512 envs x 256 steps, IMPALA x4, 80M steps.
+    "paper": PPOConfig(net_scale=4),
+    # One GPU, quickest to a competent agent: more, shorter rollouts (more updates per env step), scale 1.
+    "fast": PPOConfig(num_envs=1024, num_steps=64, num_minibatches=8, total_timesteps=25_000_000, gamma=0.99,
+                      checkpoint_every=50, eval_every=50),
+    # CPU tests: small mazes, short episodes, a handful of updates. Learns in about a minute on 2 cores.
+    "tiny": PPOConfig(distribution_mode="easy", rand_region=5, timeout=30, num_envs=16, num_steps=32,
+                      total_timesteps=16 * 32 * 8, update_epochs=2, num_minibatches=4, gamma=0.95,
+                      checkpoint_every=2, eval_every=0, eval_episodes=16, wandb_mode="disabled"),
+}
+
+
+def preset(name: str) -> PPOConfig:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {sorted(PRESETS)}")
+    return PRESETS[name]
+
+
+def parse_overrides(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """``["lr=3e-4", "rand_region=none"]`` -> typed dict. Unknown keys and unparsable values are ValueErrors."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"--set expects key=value, got {pair!r}")
+        _check_keys({key: None})
+        out[key] = _parse_value(key, raw.strip())
+    return out
+
+
+def make_config(preset_name: str = "paper", overrides: list[str] | tuple[str, ...] = (),
+                seed: int | None = None) -> PPOConfig:
+    """The CLI's path: preset, then ``--set`` overrides, then ``--seed``; validated."""
+    cfg = preset(preset_name).replace(**parse_overrides(overrides))
+    if seed is not None:
+        cfg = cfg.replace(seed=seed)
+    return cfg.validate()
+
+
+# ---- helpers ------------------------------------------------------------------------------------------------------
+_FIELD_TYPES: dict[str, Any] = typing.get_type_hints(PPOConfig)
+_NAMES = tuple(_FIELD_TYPES)
+
+
+def _check_keys(d: dict[str, Any]) -> None:
+    unknown = [k for k in d if k not in _FIELD_TYPES]
+    if unknown:
+        hints = []
+        for k in unknown:
+            close = difflib.get_close_matches(k, _NAMES, n=1)
+            hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ValueError(f"unknown config key(s): {', '.join(hints)}; valid keys: {', '.join(_NAMES)}")
+
+
+def _type_ok(v: Any, tp: Any) -> bool:
+    if isinstance(tp, types.UnionType):
+        return any(_type_ok(v, a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return v is None
+    if tp is float:
+        return isinstance(v, (int, float)) and not isinstance(v, bool)
+    if tp is int:
+        return isinstance(v, int) and not isinstance(v, bool)
+    return isinstance(v, tp)
+
+
+def _type_name(tp: Any) -> str:
+    if isinstance(tp, types.UnionType):
+        return " or ".join(_type_name(a) for a in typing.get_args(tp))
+    return "None" if tp is type(None) else tp.__name__
+
+
+def _parse_value(key: str, raw: str) -> Any:
+    tp = _FIELD_TYPES[key]
+    options = typing.get_args(tp) if isinstance(tp, types.UnionType) else (tp,)
+    if type(None) in options and raw.lower() in ("none", "null"):
+        return None
+    for opt in options:
+        try:
+            if opt is bool:
+                low = raw.lower()
+                if low in ("true", "1", "yes"):
+                    return True
+                if low in ("false", "0", "no"):
+                    return False
+                raise ValueError
+            if opt is int:  # accept 80_000_000 and 8e7, never silently truncate 2.5
+                try:
+                    return int(raw)
+                except ValueError:
+                    as_float = float(raw)
+                    if not as_float.is_integer():
+                        raise
+                    return int(as_float)
+            if opt is float:
+                return float(raw)
+            if opt is str:
+                return raw
+        except ValueError:
+            continue
+    raise ValueError(f"cannot parse {key}={raw!r} as {_type_name(tp)}")

@@ -1,0 +1,154 @@
+"""The host loop around the jitted update: checkpoints, ``--resume``, signals, NaN guard, logging, progress bar.
+
+Exit codes (returned by :func:`run`, and so by ``mazeagent train``):
+
+* ``0`` -- finished; the final checkpoint is written.
+* ``128 + signum`` -- stopped by SIGTERM (143) or SIGUSR1 (138) after writing a checkpoint of the last completed
+  update: the Slurm preemption/requeue case. Rerun the same command with ``--resume`` to continue.
+* ``3`` (:data:`EXIT_NONFINITE`) -- an update produced a NaN/inf loss or gradient; that update is discarded and the
+  state before it is checkpointed, so the newest checkpoint is the last good one.
+
+A resumed run ends with bitwise the same parameters as an uninterrupted one (CPU): everything the next update reads
+is in the checkpointed :class:`~mazeagent.ppo.train.RunnerState`, and evaluation keys depend only on (seed, update).
+"""
+from __future__ import annotations
+
+import math
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from mazeagent.ppo.config import PPOConfig
+
+EXIT_NONFINITE = 3
+# Keys that do not change what is learned; a resume may change them (e.g. to turn wandb off).
+RUN_KEYS = frozenset({"checkpoint_every", "keep_checkpoints", "eval_every", "eval_episodes", "wandb_mode",
+                      "wandb_project", "wandb_entity"})
+_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+
+def checkpoint_dir(out_dir: str | Path) -> Path:
+    return Path(out_dir) / "checkpoints"
+
+
+def run(config: PPOConfig, out_dir: str | Path, resume: bool = False, progress: bool = True) -> int:
+    """Train ``config`` into ``out_dir`` (checkpoints/, metrics.jsonl, wandb/). Returns an exit code (module doc).
+
+    ``resume=True`` continues from the newest checkpoint in ``out_dir`` if there is one (and starts fresh if not, so
+    a requeued Slurm job can always pass ``--resume``); the checkpoint's config must agree with ``config`` except in
+    :data:`RUN_KEYS`.
+    """
+    import jax
+    import numpy as np
+    from tqdm import tqdm
+
+    from mazeagent.ppo.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+    from mazeagent.ppo.evaluate import make_evaluator
+    from mazeagent.ppo.logging import RunLogger
+    from mazeagent.ppo.train import make_train
+
+    config.validate()
+    ckpt_root = checkpoint_dir(out_dir)
+    existing = list_checkpoints(ckpt_root)
+    if existing and not resume:
+        raise ValueError(f"{out_dir} already holds checkpoints (newest {existing[-1].name}); pass --resume to "
+                         f"continue that run, or choose a new --out")
+    trainer = make_train(config)
+    key = jax.random.PRNGKey(config.seed)
+    if existing:
+        ckpt = load_checkpoint(ckpt_root, target=jax.eval_shape(trainer.init, key))
+        check_resumable(ckpt.config, config, ckpt.path)
+        state, start = ckpt.state, ckpt.step
+    else:
+        state, start = jax.jit(trainer.init)(key), 0
+    batch = config.batch_size
+    logger = RunLogger(out_dir, config, resume_step=start * batch if existing else None)
+    update = jax.jit(trainer.update)
+    evaluate = make_evaluator(config)
+    eval_key = jax.random.fold_in(key, 1)
+    stop = _SignalFlag()
+    saved_at = start if existing else -1
+
+    def save(s: Any, u: int) -> None:
+        nonlocal saved_at
+        if u != saved_at:
+            save_checkpoint(ckpt_root, s, config, u, keep=config.keep_checkpoints,
+                            extra={"env_steps": u * batch, "wandb_id": logger.run_id})
+            saved_at = u
+
+    bar = tqdm(total=config.num_updates * batch, initial=start * batch, unit="step", unit_scale=True,
+               dynamic_ncols=True, disable=not progress, desc="train", file=sys.stderr)
+    code = 0
+    try:
+        with stop:
+            for u in range(start, config.num_updates):
+                if stop.signum:
+                    break
+                t0 = time.perf_counter()
+                new_state, stats = update(state)
+                stats = {k: float(v) for k, v in jax.device_get(stats).items()}
+                bad = [k for k in ("loss", "grad_norm") if not math.isfinite(stats[k])]
+                if bad:
+                    save(state, u)
+                    print(f"mazeagent train: update {u + 1} produced a non-finite {' and '.join(bad)} "
+                          f"({', '.join(f'{k}={stats[k]}' for k in bad)}); stopped. The last good state (update "
+                          f"{u}) is checkpointed in {ckpt_root}. Lower lr or max_grad_norm and --resume, or "
+                          f"start again.", file=sys.stderr)
+                    code = EXIT_NONFINITE
+                    break
+                state = new_state
+                done = u + 1
+                row = {"step": done * batch, "update": done}
+                row.update({f"train/{k}": v for k, v in stats.items()
+                            if k not in ("episodes", "episode_return", "episode_length", "cheese_rate")})
+                row.update({f"rollout/{k}": stats[k] for k in ("episodes", "episode_return", "episode_length",
+                                                               "cheese_rate")})
+                if done == config.num_updates or (config.eval_every and done % config.eval_every == 0):
+                    row.update(evaluate(state.params, jax.random.fold_in(eval_key, done)))
+                row["perf/steps_per_s"] = batch / (time.perf_counter() - t0)
+                logger.log(row)
+                bar.update(batch)
+                bar.set_postfix(cheese=f"{stats['cheese_rate']:.2f}", loss=f"{stats['loss']:.3f}")
+                if done % config.checkpoint_every == 0 or done == config.num_updates:
+                    save(state, done)
+            if code == 0 and stop.signum:
+                save(state, int(np.asarray(state.update)))
+                print(f"mazeagent train: got {signal.Signals(stop.signum).name}; checkpointed update "
+                      f"{int(np.asarray(state.update))} in {ckpt_root}; rerun with --resume to continue.",
+                      file=sys.stderr)
+                code = 128 + stop.signum
+    finally:
+        bar.close()
+        logger.close(exit_code=code)
+    return code
+
+
+def check_resumable(saved: PPOConfig, requested: PPOConfig, path: Path) -> None:
+    """A resume must train the same thing: every key outside :data:`RUN_KEYS` must agree."""
+    s, r = saved.to_dict(), requested.to_dict()
+    diff = [f"{k}: checkpoint {s[k]!r} vs requested {r[k]!r}" for k in s if k not in RUN_KEYS and s[k] != r[k]]
+    if diff:
+        raise ValueError(f"cannot resume from {path}: the config differs ({'; '.join(diff)}); use the checkpoint's "
+                         f"settings or a new --out")
+
+
+class _SignalFlag:
+    """SIGTERM/SIGUSR1 set a flag; the loop checkpoints after the current update and returns 128+signum."""
+
+    def __init__(self) -> None:
+        self.signum = 0
+        self._old: dict[int, Any] = {}
+
+    def _handle(self, signum: int, _frame: Any) -> None:
+        self.signum = signum
+
+    def __enter__(self) -> "_SignalFlag":
+        for s in _SIGNALS:
+            self._old[s] = signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)

@@ -1,0 +1,249 @@
+"""PPO in one jit, PureJaxRL-style: ``make_train(config)`` builds pure functions over a :class:`RunnerState`.
+
+One update = a ``lax.scan`` rollout of the batched JAX env (``num_envs`` x ``num_steps``), GAE, then
+``update_epochs`` x ``num_minibatches`` Adam steps. Matches the published trainer (train-procgen-pytorch, research
+notes §5): clipped surrogate, clipped value loss ``0.5 * max(...)``, entropy bonus, global-norm clipping,
+Adam(eps 1e-5) with the learning rate decayed linearly per update, advantages normalised over the whole batch, and
+rewards scaled by the running std of discounted returns (baselines ``VecNormalize(ob=False)``, clip 10).
+
+Everything the next update depends on lives in :class:`RunnerState`, so a checkpoint of it resumes bitwise.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+
+from mazeagent.ppo.config import PPOConfig
+
+
+@struct.dataclass
+class RewardNorm:
+    """Running mean/var of the discounted return (baselines RunningMeanStd, init count 1e-4) and its per-env sum."""
+
+    ret: jax.Array
+    mean: jax.Array
+    var: jax.Array
+    count: jax.Array
+
+    @classmethod
+    def create(cls, num_envs: int) -> "RewardNorm":
+        return cls(ret=jnp.zeros(num_envs), mean=jnp.zeros(()), var=jnp.ones(()), count=jnp.full((), 1e-4))
+
+    def step(self, reward: jax.Array, done: jax.Array, gamma: float, clip: float) -> tuple["RewardNorm", jax.Array]:
+        ret = self.ret * gamma + reward
+        b_mean, b_var, b_count = ret.mean(), ret.var(), ret.shape[0]
+        delta, tot = b_mean - self.mean, self.count + b_count
+        mean = self.mean + delta * b_count / tot
+        m2 = self.var * self.count + b_var * b_count + delta**2 * self.count * b_count / tot
+        var = m2 / tot
+        scaled = jnp.clip(reward / jnp.sqrt(var + 1e-8), -clip, clip)
+        return RewardNorm(ret=jnp.where(done, 0.0, ret), mean=mean, var=var, count=tot), scaled
+
+
+@struct.dataclass
+class RunnerState:
+    """The whole training state: a checkpoint of this is a resumable run. ``params`` are the network variables."""
+
+    params: Any
+    opt_state: Any
+    env_state: Any
+    obs: jax.Array
+    rng: jax.Array
+    reward_norm: RewardNorm
+    ep_return: jax.Array  # (N,) raw return of the running episode
+    ep_length: jax.Array  # (N,) steps of the running episode
+    update: jax.Array  # int32: updates done so far
+
+
+class Transition(NamedTuple):
+    obs: jax.Array
+    action: jax.Array
+    logp: jax.Array
+    value: jax.Array
+    reward: jax.Array  # scaled (what PPO learns from)
+    done: jax.Array
+    raw_reward: jax.Array
+    ep_return: jax.Array  # raw return of the episode that ended here (valid where done)
+    ep_length: jax.Array
+
+
+@dataclass(frozen=True)
+class Trainer:
+    """Pure functions of one config. ``update`` and ``train`` are jittable; nothing here touches the host."""
+
+    config: PPOConfig
+    net: Any
+    env: Any
+    optimizer: optax.GradientTransformation
+
+    # ---- state ------------------------------------------------------------------------------------------------
+    def init(self, key: jax.Array) -> RunnerState:
+        k_net, k_env, k_run = jax.random.split(key, 3)
+        obs, env_state = self.env.reset(k_env)
+        params = self.net.init(k_net, obs[:1])
+        n = self.config.num_envs
+        return RunnerState(params=params, opt_state=self.optimizer.init(params), env_state=env_state, obs=obs,
+                           rng=k_run, reward_norm=RewardNorm.create(n), ep_return=jnp.zeros(n),
+                           ep_length=jnp.zeros(n, jnp.int32), update=jnp.zeros((), jnp.int32))
+
+    # ---- rollout ----------------------------------------------------------------------------------------------
+    def rollout(self, state: RunnerState) -> tuple[RunnerState, Transition, jax.Array]:
+        """``num_steps`` env steps with the current policy; returns the trajectory and the bootstrap value."""
+        cfg = self.config
+
+        def step(s: RunnerState, _):
+            rng, k_act, k_env = jax.random.split(s.rng, 3)
+            action, logp, value = act(self.net, s.params, s.obs, k_act)
+            obs, env_state, reward, done, _info = self.env.step(k_env, s.env_state, action)
+            reward = reward.astype(jnp.float32)
+            if cfg.norm_reward:
+                reward_norm, scaled = s.reward_norm.step(reward, done, cfg.reward_norm_gamma, cfg.reward_clip)
+            else:
+                reward_norm, scaled = s.reward_norm, reward
+            ep_return, ep_length = s.ep_return + reward, s.ep_length + 1
+            tr = Transition(s.obs, action, logp, value, scaled, done, reward, ep_return, ep_length)
+            s = s.replace(env_state=env_state, obs=obs, rng=rng, reward_norm=reward_norm,
+                          ep_return=jnp.where(done, 0.0, ep_return), ep_length=jnp.where(done, 0, ep_length))
+            return s, tr
+
+        state, traj = jax.lax.scan(step, state, None, length=cfg.num_steps)
+        _, last_value = self.net.apply(state.params, state.obs)
+        return state, traj, last_value
+
+    def gae(self, traj: Transition, last_value: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Advantages and returns (= advantages + values, before normalisation, as the published trainer)."""
+        cfg = self.config
+
+        def back(carry, t: Transition):
+            adv, next_value = carry
+            not_done = 1.0 - t.done.astype(jnp.float32)
+            delta = t.reward + cfg.gamma * next_value * not_done - t.value
+            adv = delta + cfg.gamma * cfg.gae_lambda * not_done * adv
+            return (adv, t.value), adv
+
+        _, adv = jax.lax.scan(back, (jnp.zeros_like(last_value), last_value), traj, reverse=True)
+        return adv, adv + traj.value
+
+    # ---- learning ---------------------------------------------------------------------------------------------
+    def loss(self, params: Any, batch: tuple) -> tuple[jax.Array, dict[str, jax.Array]]:
+        cfg = self.config
+        obs, action, old_logp, old_value, adv, ret = batch
+        logits, value = self.net.apply(params, obs)
+        logp_all = jax.nn.log_softmax(logits)
+        logp = jnp.take_along_axis(logp_all, action[:, None], axis=1)[:, 0]
+        ratio = jnp.exp(logp - old_logp)
+        pg_loss = -jnp.minimum(ratio * adv, jnp.clip(ratio, 1 - cfg.clip_eps, 1 + cfg.clip_eps) * adv).mean()
+        value_clipped = old_value + jnp.clip(value - old_value, -cfg.clip_eps, cfg.clip_eps)
+        v_loss = 0.5 * jnp.maximum((value - ret) ** 2, (value_clipped - ret) ** 2).mean()
+        entropy = -(jnp.exp(logp_all) * logp_all).sum(-1).mean()
+        total = pg_loss + cfg.vf_coef * v_loss - cfg.ent_coef * entropy
+        aux = {"loss": total, "pg_loss": pg_loss, "v_loss": v_loss, "entropy": entropy,
+               "approx_kl": ((ratio - 1) - (logp - old_logp)).mean(),
+               "clip_frac": (jnp.abs(ratio - 1) > cfg.clip_eps).mean()}
+        return total, aux
+
+    def learn(self, state: RunnerState, traj: Transition, last_value: jax.Array
+              ) -> tuple[RunnerState, dict[str, jax.Array]]:
+        """GAE, then epochs of shuffled minibatch Adam steps. Returns the state (params, opt, rng) and mean stats."""
+        cfg = self.config
+        adv, ret = self.gae(traj, last_value)
+        if cfg.norm_adv:
+            adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+        flat = jax.tree_util.tree_map(lambda x: x.reshape((cfg.batch_size,) + x.shape[2:]),
+                                      (traj.obs, traj.action, traj.logp, traj.value, adv, ret))
+        grad_fn = jax.value_and_grad(self.loss, has_aux=True)
+
+        def minibatch(carry, batch):
+            params, opt_state = carry
+            (_, aux), grads = grad_fn(params, batch)
+            updates, opt_state = self.optimizer.update(grads, opt_state, params)
+            aux["grad_norm"] = optax.global_norm(grads)
+            return (optax.apply_updates(params, updates), opt_state), aux
+
+        def epoch(carry, key):
+            perm = jax.random.permutation(key, cfg.batch_size)
+            mbs = jax.tree_util.tree_map(
+                lambda x: x[perm].reshape((cfg.num_minibatches, cfg.minibatch_size) + x.shape[1:]), flat)
+            return jax.lax.scan(minibatch, carry, mbs)
+
+        rng, k_epochs = jax.random.split(state.rng)
+        (params, opt_state), aux = jax.lax.scan(epoch, (state.params, state.opt_state),
+                                                jax.random.split(k_epochs, cfg.update_epochs))
+        stats = jax.tree_util.tree_map(jnp.mean, aux)
+        stats["lr"] = self.lr_at(state.update)
+        state = state.replace(params=params, opt_state=opt_state, rng=rng, update=state.update + 1)
+        return state, stats
+
+    def lr_at(self, update: jax.Array) -> jax.Array:
+        return learning_rate(self.config, update)
+
+    # ---- one update / the whole run ---------------------------------------------------------------------------
+    def update(self, state: RunnerState) -> tuple[RunnerState, dict[str, jax.Array]]:
+        state, traj, last_value = self.rollout(state)
+        state, stats = self.learn(state, traj, last_value)
+        stats.update(episode_stats(traj))
+        return state, stats
+
+    def train(self, key: jax.Array) -> tuple[RunnerState, dict[str, jax.Array]]:
+        """The whole run as one pure function (``jax.jit(trainer.train)(key)``); metrics stacked per update."""
+        return jax.lax.scan(lambda s, _: self.update(s), self.init(key), None, length=self.config.num_updates)
+
+
+def act(net: Any, params: Any, obs: jax.Array, key: jax.Array, greedy: bool = False
+        ) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Sample (or argmax) one of the 15 actions per frame: ``(action, log-prob, value)``."""
+    logits, value = net.apply(params, obs)
+    action = jnp.argmax(logits, -1) if greedy else jax.random.categorical(key, logits)
+    logp = jnp.take_along_axis(jax.nn.log_softmax(logits), action[:, None], axis=1)[:, 0]
+    return action, logp, value
+
+
+def episode_stats(traj: Transition) -> dict[str, jax.Array]:
+    """Means over the episodes that ended during the rollout (NaN-free: 0 when none ended)."""
+    done = traj.done.astype(jnp.float32)
+    n = done.sum()
+    denom = jnp.maximum(n, 1.0)
+    return {"episodes": n,
+            "episode_return": (traj.ep_return * done).sum() / denom,
+            "episode_length": (traj.ep_length * done).sum() / denom,
+            "cheese_rate": ((traj.raw_reward > 0) * done).sum() / denom}
+
+
+def make_env(config: PPOConfig, rand_region: int | None | str = "config", num_envs: int | None = None) -> Any:
+    """The batched JAX env a config trains on (``rand_region`` overridable for evaluation on stock levels)."""
+    from mazeagent.env import EnvParams, make_vec_env
+
+    params = EnvParams(distribution_mode=config.distribution_mode,
+                       rand_region=config.rand_region if rand_region == "config" else rand_region,
+                       num_levels=config.num_levels, start_level=config.start_level, timeout=config.timeout,
+                       use_backgrounds=config.use_backgrounds)
+    return make_vec_env(params, num_envs or config.num_envs)
+
+
+def learning_rate(config: PPOConfig, update: jax.Array) -> jax.Array:
+    """Linear decay to 0 over the run, stepped once per update (the published trainer's ``adjust_lr``)."""
+    if not config.anneal_lr:
+        return jnp.asarray(config.lr, jnp.float32)
+    return config.lr * (1.0 - jnp.asarray(update).astype(jnp.float32) / config.num_updates)
+
+
+def make_optimizer(config: PPOConfig) -> optax.GradientTransformation:
+    steps_per_update = config.update_epochs * config.num_minibatches
+    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
+                       optax.adam(lambda count: learning_rate(config, count // steps_per_update),
+                                  eps=config.adam_eps))
+
+
+def make_train(config: PPOConfig) -> Trainer:
+    """Validate ``config`` (ValueError before anything compiles) and build the trainer's pure functions."""
+    from mazeagent.nets import ImpalaCNN
+
+    config.validate()
+    env = make_env(config)
+    net = ImpalaCNN(scale=config.net_scale)
+    return Trainer(config=config, net=net, env=env, optimizer=make_optimizer(config))

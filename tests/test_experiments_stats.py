@@ -1,0 +1,125 @@
+"""The regression pipeline recovers known effects on synthetic data; intervals and verdict rules at their boundaries."""
+import math
+
+import numpy as np
+import pytest
+
+from experiments import stats, verdicts
+from experiments.verdicts import CONTRADICTED, INCONCLUSIVE, SUPPORTED
+
+FAST = stats.StatsConfig(n_splits=20, n_boot=40, seed=3)
+
+
+def synthetic(n=3000, seed=0):
+    """y ~ Bernoulli(sigmoid(1.5 − 2 a + 1 b + 0 c)) with a, b, c independent standard normals, plus d = a + noise."""
+    rng = np.random.default_rng(seed)
+    a, b, c = rng.normal(size=(3, n))
+    d = a + 0.3 * rng.normal(size=n)
+    logit = 1.5 - 2.0 * a + 1.0 * b
+    y = rng.random(n) < 1 / (1 + np.exp(-logit))
+    return np.column_stack([a, b, c, d]), y
+
+
+def test_multi_factor_recovers_signs_magnitudes_and_null():
+    X, y = synthetic()
+    res = stats.logistic_splits(X[:, :3], y, ["a", "b", "c"], FAST)
+    # a, b, c are already ~unit variance, so z-scored coefficients ≈ the true ones (L1 shrinks a little)
+    assert res.coef["a"] == pytest.approx(-2.0, abs=0.3)
+    assert res.coef["b"] == pytest.approx(1.0, abs=0.2)
+    assert abs(res.coef["c"]) < 0.15
+    assert res.coef_ci["a"][1] < 0 and res.coef_ci["b"][0] > 0
+    assert res.coef_ci["c"][0] <= 0 <= res.coef_ci["c"][1]
+    assert res.sign_flip["a"] == 0.0 and res.sign_flip["b"] == 0.0
+    assert res.intercept == pytest.approx(1.5, abs=0.3)
+    assert res.accuracy > res.baseline + 0.05
+    assert verdicts.sign_verdict(res.coef_ci["a"], -1) == SUPPORTED
+    assert verdicts.sign_verdict(res.coef_ci["b"], -1) == CONTRADICTED
+    assert verdicts.sign_verdict(res.coef_ci["c"], -1) == INCONCLUSIVE
+
+
+def test_single_factor_drop_one_and_vif():
+    X, y = synthetic()
+    names = ["a", "b", "c", "d"]
+    single = stats.single_factor(X, y, names, FAST)
+    assert single["a"].accuracy > single["a"].baseline + 0.05
+    assert single["c"].accuracy <= single["c"].baseline + 0.01  # noise factor: no better than the majority class
+    drops = stats.drop_one(X[:, :3], y, names[:3], FAST)
+    assert drops["a"]["delta"] > 0.05 and drops["a"]["delta_ci"][0] > 0
+    assert abs(drops["c"]["delta"]) < 0.01
+    v = stats.vif(X, names)
+    assert v["a"] > 5 and v["d"] > 5  # d ≈ a: collinear
+    assert v["b"] == pytest.approx(1.0, abs=0.1) and v["c"] == pytest.approx(1.0, abs=0.1)
+    corr = stats.correlation(X, names)
+    assert corr["a"]["d"] > 0.9 and abs(corr["a"]["b"]) < 0.1
+
+
+def test_regression_is_deterministic_for_a_seed_and_rejects_bad_input():
+    X, y = synthetic(n=500)
+    r1 = stats.logistic_splits(X, y, list("abcd"), FAST)
+    r2 = stats.logistic_splits(X, y, list("abcd"), FAST)
+    assert r1.to_dict() == r2.to_dict()
+    with pytest.raises(ValueError, match="both outcomes"):
+        stats.logistic_splits(X, np.ones(len(y), bool), list("abcd"), FAST)
+    with pytest.raises(ValueError, match="NaN"):
+        Xn = X.copy()
+        Xn[0, 1] = np.nan
+        stats.logistic_splits(Xn, y, list("abcd"), FAST)
+    with pytest.raises(ValueError, match="names"):
+        stats.logistic_splits(X, y, ["a"], FAST)
+    with pytest.raises(ValueError, match="test_frac"):
+        stats.StatsConfig(test_frac=1.0)
+
+
+def test_wilson_and_bootstrap_intervals():
+    lo, hi = stats.wilson_ci(0, 10)
+    assert lo == 0.0 and 0.25 < hi < 0.32  # Wilson upper bound for 0/10 is 0.2775
+    lo, hi = stats.wilson_ci(50, 100)
+    assert lo == pytest.approx(0.4038, abs=1e-3) and hi == pytest.approx(0.5962, abs=1e-3)
+    assert all(math.isnan(v) for v in stats.wilson_ci(0, 0))
+    with pytest.raises(ValueError):
+        stats.wilson_ci(5, 3)
+    rng = np.random.default_rng(0)
+    x = rng.normal(2.0, 1.0, size=2000)
+    lo, hi = stats.bootstrap_ci(x, n_boot=300)
+    assert lo < 2.0 < hi and hi - lo < 0.15
+    p = stats.proportion(np.array([1, 1, 0, 0]))
+    assert p["rate"] == 0.5 and p["k"] == 2 and p["n"] == 4
+
+
+@pytest.mark.parametrize("ci,expected", [
+    ((-0.5, -0.01), SUPPORTED), ((-0.5, 0.0), INCONCLUSIVE), ((0.0, 0.3), INCONCLUSIVE),
+    ((0.01, 0.3), CONTRADICTED), ((-0.1, 0.1), INCONCLUSIVE), ((math.nan, math.nan), INCONCLUSIVE)])
+def test_sign_verdict_boundaries(ci, expected):
+    assert verdicts.sign_verdict(ci, -1) == expected
+    flipped = {SUPPORTED: CONTRADICTED, CONTRADICTED: SUPPORTED, INCONCLUSIVE: INCONCLUSIVE}[expected]
+    assert verdicts.sign_verdict(ci, +1) == flipped
+
+
+@pytest.mark.parametrize("ci,expected", [
+    ((0.1, 0.2999), SUPPORTED), ((0.1, 0.30), INCONCLUSIVE), ((0.2999, 0.4), INCONCLUSIVE),
+    ((0.30, 0.4), CONTRADICTED)])
+def test_threshold_verdict_boundaries(ci, expected):
+    assert verdicts.below_verdict(ci, 0.30) == expected
+
+
+@pytest.mark.parametrize("ci,expected", [
+    ((-0.2, -0.001), CONTRADICTED), ((-0.019, 0.019), SUPPORTED), ((-0.02, 0.01), INCONCLUSIVE),
+    ((-0.01, 0.02), INCONCLUSIVE), ((-0.01, 0.2), INCONCLUSIVE)])
+def test_artifact_verdict_boundaries(ci, expected):
+    assert verdicts.artifact_verdict(ci) == expected
+
+
+def test_brier_scores_only_resolved_credences():
+    assert verdicts.brier(0.9, SUPPORTED) == pytest.approx(0.01)
+    assert verdicts.brier(0.9, CONTRADICTED) == pytest.approx(0.81)
+    assert verdicts.brier(0.9, INCONCLUSIVE) is None
+    assert verdicts.brier(None, SUPPORTED) is None
+    with pytest.raises(ValueError):
+        verdicts.brier(1.2, SUPPORTED)
+    rows = [verdicts.scorecard_row("F3", "coef", -1.0, (-1.2, -0.8), SUPPORTED),
+            verdicts.scorecard_row("F5", "coef", 0.5, (0.2, 0.8), CONTRADICTED),
+            verdicts.scorecard_row("F6", "coef", 0.0, (-0.1, 0.1), INCONCLUSIVE)]
+    s = verdicts.brier_summary(rows)
+    assert s["n_resolved"] == 2 and s["n_with_credence"] == 3
+    assert s["mean"] == pytest.approx((0.01 + 0.35 ** 2) / 2)
+    assert rows[0]["question"].endswith("Euclidean") and rows[0]["credence"] == 0.90

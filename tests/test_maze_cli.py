@@ -1,0 +1,84 @@
+"""`mazeagent maze show|stats` end to end on levels from the real level generator."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mazeagent.cli import main
+from mazeagent.maze import geometry as G
+from mazeagent.maze.cli import parse_seeds
+
+levelgen = pytest.importorskip("mazeagent.env.levelgen")
+
+
+def test_show_marks_the_landmarks_and_writes_a_png(capsys, tmp_path):
+    out = tmp_path / "seed0.png"
+    assert main(["maze", "show", "--seed", "0", "--png", str(out), "--paths"]) == 0
+    text = capsys.readouterr().out
+    level = levelgen.generate_batch(np.array([0])).levels()[0]
+    grid_lines = [ln for ln in text.splitlines() if ln[:2].strip().isdigit() and "##" in ln]
+    assert len(grid_lines) == level.size
+    row_of = {int(ln[:2]): ln[5:-2] for ln in grid_lines}  # inner row -> its squares, 2 chars each
+
+    def mark(sq):
+        return row_of[sq[0]][2 * sq[1]]
+
+    assert mark(level.mouse) == "M" and mark(level.cheese) == "C"
+    assert mark(level.top_right) == "T"
+    ds = G.decision_square(G.LevelBatch.stack([level]))[0]
+    m = (25 - level.size) // 2
+    if ds[0] >= 0:
+        assert mark((ds[0] - m, ds[1] - m)) == "D" and f"decision square ({ds[0] - m}, {ds[1] - m})" in text
+    assert "legend:" in text and "F10" in text
+    img = Image.open(out)
+    assert img.format == "PNG" and img.size[0] > 200
+
+
+def test_show_rand_region_puts_the_cheese_in_the_region(capsys):
+    assert main(["maze", "show", "--seed", "3", "--rand-region", "2"]) == 0
+    text = capsys.readouterr().out
+    level = levelgen.generate_batch(np.array([3]), rand_region=2).levels()[0]
+    n = level.size
+    assert level.cheese[0] >= n - 2 and level.cheese[1] >= n - 2
+    assert f"cheese {level.cheese}" in text and "rand_region=2" in text
+
+
+def test_stats_json_lines_match_the_geometry(capsys):
+    assert main(["maze", "stats", "--seeds", "0:6", "--json"]) == 0
+    rows = [json.loads(ln) for ln in capsys.readouterr().out.splitlines()]
+    assert [r["seed"] for r in rows] == list(range(6))
+    f = G.factors(levelgen.generate_batch(np.arange(6)).batch())
+    assert set(G.PREDICTION_FACTORS.values()) | set(G.B2_FACTORS) <= set(rows[0])
+    for i, row in enumerate(rows):
+        for k, v in f.items():
+            assert (row[k] is None) if np.isnan(v[i]) else row[k] == pytest.approx(v[i], abs=1e-6), k
+    assert any(r["decision_square_row"] is None for r in rows) or all(r["has_decision_square"] for r in rows)
+
+
+def test_stats_summary_table(capsys):
+    assert main(["maze", "stats", "--seeds", "0,1,2"]) == 0
+    out = capsys.readouterr().out
+    assert "3 levels (stock)" in out and "euclid_cheese_top_right (F3)" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["maze", "stats", "--seeds", "5:3"], "empty seed range"),
+    (["maze", "stats", "--seeds", "a:b"], "--seeds must be"),
+])
+def test_bad_arguments_exit_with_a_message(argv, message, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_bad_values_are_clean_errors(capsys):
+    assert main(["maze", "show", "--seed", "0", "--rand-region", "99"]) == 2
+    assert "rand_region" in capsys.readouterr().err
+    assert main(["maze", "stats", "--seeds", "0:2", "--region-size", "0"]) == 2
+    assert "region-size" in capsys.readouterr().err
+
+
+def test_parse_seeds():
+    assert parse_seeds("3:6").tolist() == [3, 4, 5]
+    assert parse_seeds("7").tolist() == [7] and parse_seeds("1,9").tolist() == [1, 9]

@@ -1,0 +1,102 @@
+"""The jitted PPO trainer: its pieces against plain references, evaluation bookkeeping, the CI learning test, and
+the benchmark command."""
+from __future__ import annotations
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mazeagent.nets import ImpalaCNN
+from mazeagent.ppo.config import preset
+from mazeagent.ppo.train import RewardNorm, Trainer, Transition, learning_rate, make_optimizer
+
+CFG = preset("tiny")
+
+
+def _bare_trainer(**kw) -> Trainer:
+    cfg = CFG.replace(**kw)
+    return Trainer(config=cfg, net=ImpalaCNN(scale=1), env=None, optimizer=make_optimizer(cfg))
+
+
+def test_gae_matches_a_plain_loop():
+    tr = _bare_trainer(gamma=0.9, gae_lambda=0.8)
+    rng = np.random.default_rng(0)
+    T, N = 6, 3
+    reward, value = rng.normal(size=(T, N)).astype(np.float32), rng.normal(size=(T, N)).astype(np.float32)
+    done = rng.random((T, N)) < 0.3
+    last = rng.normal(size=N).astype(np.float32)
+    traj = Transition(obs=None, action=None, logp=None, value=jnp.asarray(value), reward=jnp.asarray(reward),
+                      done=jnp.asarray(done), raw_reward=None, ep_return=None, ep_length=None)
+    adv, ret = tr.gae(traj, jnp.asarray(last))
+    want, gae, next_v = np.zeros((T, N)), np.zeros(N), last
+    for t in reversed(range(T)):
+        nd = 1.0 - done[t]
+        delta = reward[t] + 0.9 * next_v * nd - value[t]
+        gae = delta + 0.9 * 0.8 * nd * gae
+        want[t], next_v = gae, value[t]
+    np.testing.assert_allclose(adv, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(ret, want + value, rtol=1e-5, atol=1e-6)
+
+
+def test_reward_scaling_matches_baselines_vecnormalize():
+    """baselines VecNormalize(ob=False): ret = ret*g + r; RunningMeanStd(ret); r / sqrt(var + 1e-8), clip; ret[done]=0."""
+    rng = np.random.default_rng(1)
+    N, g, clip = 5, 0.99, 10.0
+    norm = RewardNorm.create(N)
+    ret, mean, var, count = np.zeros(N), 0.0, 1.0, 1e-4
+    for _ in range(40):
+        r = np.where(rng.random(N) < 0.2, 10.0, 0.0)
+        done = rng.random(N) < 0.1
+        norm, scaled = norm.step(jnp.asarray(r, jnp.float32), jnp.asarray(done), g, clip)
+        ret = ret * g + r
+        b_mean, b_var, b_n = ret.mean(), ret.var(), N
+        delta, tot = b_mean - mean, count + b_n
+        mean, var = mean + delta * b_n / tot, (var * count + b_var * b_n + delta**2 * count * b_n / tot) / tot
+        count = tot
+        want = np.clip(r / np.sqrt(var + 1e-8), -clip, clip)
+        ret[done] = 0.0
+        np.testing.assert_allclose(scaled, want, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(norm.var, var, rtol=1e-4)
+    assert np.abs(np.asarray(scaled)).max() <= clip
+
+
+def test_loss_at_the_old_policy_is_the_plain_objective():
+    """With old log-probs and values equal to the current ones, ratio = 1: no clipping anywhere."""
+    tr = _bare_trainer(vf_coef=0.5, ent_coef=0.01)
+    obs = jax.random.randint(jax.random.PRNGKey(0), (6, 64, 64, 3), 0, 256).astype(jnp.uint8)
+    params = jax.jit(tr.net.init)(jax.random.PRNGKey(1), obs)
+    logits, value = jax.jit(tr.net.apply)(params, obs)
+    action = jnp.arange(6) % 15
+    logp = jax.nn.log_softmax(logits)[jnp.arange(6), action]
+    adv, ret = jnp.linspace(-1, 1, 6), value + jnp.linspace(0.5, -0.5, 6)
+    loss = jax.jit(tr.loss)
+    total, aux = loss(params, (obs, action, logp, value, adv, ret))
+    np.testing.assert_allclose(aux["pg_loss"], -adv.mean(), atol=1e-6)
+    np.testing.assert_allclose(aux["v_loss"], 0.5 * ((value - ret) ** 2).mean(), rtol=1e-5)
+    np.testing.assert_allclose(aux["entropy"], np.log(15), rtol=1e-3)  # heads init with gain 0.01: near uniform
+    np.testing.assert_allclose(total, aux["pg_loss"] + 0.5 * aux["v_loss"] - 0.01 * aux["entropy"], rtol=1e-5)
+    assert float(aux["clip_frac"]) == 0.0
+    # a value far from the old one is clipped: the loss uses the worse of clipped/unclipped errors
+    _, aux2 = loss(params, (obs, action, logp, value - 5.0, adv, ret))
+    clipped = (value - 5.0) + 0.2
+    want = 0.5 * jnp.maximum((value - ret) ** 2, (clipped - ret) ** 2).mean()
+    np.testing.assert_allclose(aux2["v_loss"], want, rtol=1e-5)
+
+
+def test_learning_rate_decays_linearly_per_update():
+    cfg = CFG.replace(total_timesteps=CFG.batch_size * 4)
+    assert [float(learning_rate(cfg, u)) for u in range(4)] == pytest.approx([5e-4, 3.75e-4, 2.5e-4, 1.25e-4])
+    assert float(learning_rate(cfg.replace(anneal_lr=False), 3)) == pytest.approx(5e-4)
+    # the optimizer holds the rate for the epochs*minibatches Adam steps of one update, then steps down
+    opt = make_optimizer(cfg)
+    p = {"w": jnp.zeros(())}
+    state, sizes = opt.init(p), []
+    for _ in range(cfg.update_epochs * cfg.num_minibatches + 1):
+        upd, state = opt.update({"w": jnp.ones(())}, state, p)
+        sizes.append(-float(upd["w"]))
+    n = cfg.update_epochs * cfg.num_minibatches
+    assert sizes[0] == pytest.approx(5e-4, rel=1e-3) and sizes[n - 1] == pytest.approx(5e-4, rel=1e-3)
+    assert sizes[n] == pytest.approx(3.75e-4, rel=1e-3)
