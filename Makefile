@@ -3,8 +3,9 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements/lock.txt requirements/nodeps.txt pyproject.toml | cksum | cut -d' ' -f1)
+TEST_STAMP := $(VENV)/.test-installed-$(shell cat requirements/test.txt | cksum | cut -d' ' -f1)
 
-.PHONY: setup demo test test-fast bench clean
+.PHONY: setup setup-test demo test bench clean
 
 setup: $(STAMP)
 
@@ -20,7 +21,14 @@ $(STAMP): requirements/lock.txt requirements/nodeps.txt pyproject.toml
 demo: setup
 	$(BIN)/mazeagent demo --out out/demo
 
-test: setup
+setup-test: setup $(TEST_STAMP)
+
+$(TEST_STAMP): requirements/test.txt
+	$(BIN)/python -m pip install -q -r requirements/test.txt
+	rm -f $(VENV)/.test-installed-*
+	touch $@
+
+test: setup-test
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 bench: setup

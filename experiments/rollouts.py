@@ -28,13 +28,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mazeagent.maze.level import CHEESE, WALL, WORLD, Level, LevelBatch
-from mazeagent.nets import ACTION_GROUPS, ACTION_TO_GROUP, GROUP_DELTAS, GROUP_NAMES, group_probs
+from mazeagent.maze.level import SPACE, WALL, WORLD, Level, LevelBatch
+from mazeagent.nets import ACTION_GROUPS, ACTION_TO_GROUP, GROUP_NAMES, group_probs
 
 HORIZONS = (256, 500)
 TIMEOUT = 500
-DELTAS5 = np.array([GROUP_DELTAS[g] for g in GROUP_NAMES], np.int32)  # (5, 2): left, down, up, right, noop
-LEFT, RIGHT, NOOP = GROUP_NAMES.index("left"), GROUP_NAMES.index("right"), GROUP_NAMES.index("noop")
+NOOP = GROUP_NAMES.index("noop")
+GROUP_ACTION = np.array([1, 3, 5, 7, 4], np.int32)  # a procgen action in each group (left, down, up, right, noop)
 MOVE_CHARS = "LDURN"  # per group, for the tidy table's ``actions`` string
 PolicyFn = Callable[[jax.Array, jax.Array], jax.Array]
 
@@ -231,16 +231,34 @@ def evaluate(policy: Any, mazes: Mazes, idx: np.ndarray, squares: np.ndarray, re
 
 # ------------------------------------------------------------------------------------------------ the engine
 
-def move(walls: Any, pos: Any, reflected: Any, group: Any, xp: Any = jnp) -> tuple[Any, Any]:
-    """procgen maze dynamics for one move group (spec §2.2): blocked by walls and the world edge; facing right
-    after a right move, left after a left move, even when blocked."""
-    target = pos + xp.asarray(DELTAS5)[group]
-    inside = ((target >= 0) & (target < walls.shape[-1])).all(axis=-1)
-    t = xp.clip(target, 0, walls.shape[-1] - 1)
-    free = inside & ~walls[xp.arange(len(pos)), t[:, 0], t[:, 1]]
-    new_pos = xp.where(free[:, None], target, pos)
-    new_ref = xp.where(group == RIGHT, True, xp.where(group == LEFT, False, reflected))
-    return new_pos, new_ref
+def grouped_probs(logits: np.ndarray) -> np.ndarray:
+    """:func:`mazeagent.nets.group_probs` on host logits, padded to a bucket size so few shapes compile."""
+    k = len(logits)
+    pad = _bucket(k, 1 << 30) - k
+    return np.asarray(group_probs(jnp.asarray(np.pad(np.asarray(logits, np.float32), ((0, pad), (0, 0))))))[:k]
+
+
+def move(walls: jax.Array, pos: jax.Array, reflected: jax.Array, group: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The env's own dynamics (:func:`mazeagent.env.core.move`), batched, for a move group per episode."""
+    from mazeagent.env.core import move as env_move
+
+    def one(w, p, r, g):
+        return env_move(lambda row, col: jnp.where(w[row, col], WALL, SPACE), p, r, jnp.asarray(GROUP_ACTION)[g], w.shape[-1])
+
+    return jax.vmap(one)(walls, pos, reflected, group)
+
+
+_move_jit = jax.jit(move)
+
+
+def move_host(walls: np.ndarray, pos: np.ndarray, reflected: np.ndarray, group: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`move` on host arrays, padded to a bucket size so few shapes compile."""
+    k = len(pos)
+    pad = _bucket(k, 1 << 30) - k
+    p, r = _move_jit(*(jnp.asarray(np.pad(np.asarray(a), [(0, pad)] + [(0, 0)] * (np.ndim(a) - 1)))
+                       for a in (walls, pos, reflected, group)))
+    return np.asarray(p)[:k], np.asarray(r)[:k]
 
 
 @functools.partial(jax.jit, static_argnames=("horizon", "greedy"))
@@ -315,6 +333,10 @@ class Rollouts:
 
 
 def _chunk(policy, mazes: Mazes, idx: np.ndarray, cfg: RolloutConfig, key: jax.Array, counters: dict) -> dict:
+    """Play the mazes ``idx``; the batch is padded (with finished dummy episodes) to few distinct sizes so the
+    jitted loop compiles once per size."""
+    n_real = len(idx)
+    idx = np.concatenate([idx, np.full(_bucket(n_real, cfg.chunk) - n_real, idx[0])])
     g = mazes.geometry
     M, W, H = len(idx), mazes.grid.shape[-1], cfg.horizon
     S = W * W * 2
@@ -327,7 +349,7 @@ def _chunk(policy, mazes: Mazes, idx: np.ndarray, cfg: RolloutConfig, key: jax.A
     known = np.zeros((M, S), bool)
     start = mazes.mouse[idx].astype(np.int32)
     st = {"pos": jnp.asarray(start), "ref": jnp.zeros(M, bool), "t": jnp.zeros(M, jnp.int32),
-          "done": jnp.zeros(M, bool), "t_cheese": jnp.full(M, -1, jnp.int32),
+          "done": jnp.asarray(np.arange(M) >= n_real), "t_cheese": jnp.full(M, -1, jnp.int32),
           "t_tr": jnp.where(jnp.asarray((start == g.top_right[idx]).all(-1)), 0, -1).astype(jnp.int32),
           "t_region": jnp.where(region[jnp.arange(M), start[:, 0], start[:, 1]], 0, -1).astype(jnp.int32),
           "moves": jnp.full((M, H), -1, jnp.int8)}
@@ -336,13 +358,13 @@ def _chunk(policy, mazes: Mazes, idx: np.ndarray, cfg: RolloutConfig, key: jax.A
                       jnp.asarray(mazes.cheese[idx]), jnp.asarray(g.top_right[idx]), region, keys, H, cfg.greedy)
         pending = np.asarray(~st["done"] & (st["t"] < H))
         if not pending.any():
-            return {k: np.asarray(v) for k, v in st.items()}
+            return {k: np.asarray(v)[:n_real] for k, v in st.items()}
         rows = np.nonzero(pending)[0]
         pos, ref = np.asarray(st["pos"])[rows], np.asarray(st["ref"])[rows]
         q_rows, q_pos, q_ref = _with_neighbours(rows, pos, ref, np.asarray(walls), known, W)
         sidx = (q_pos[:, 0] * W + q_pos[:, 1]) * 2 + q_ref
         lg, _ = evaluate(policy, mazes, idx[q_rows], q_pos, q_ref, key, frames=frames, frame_idx=idx)
-        logp[q_rows, sidx] = np.log(np.maximum(np.asarray(group_probs(lg)), 1e-30))
+        logp[q_rows, sidx] = np.log(np.maximum(grouped_probs(lg), 1e-30))
         best[q_rows, sidx] = ACTION_TO_GROUP[np.argmax(lg, -1)]
         known[q_rows, sidx] = True
         counters["policy_evals"] += len(q_rows)
@@ -354,7 +376,7 @@ def _with_neighbours(rows, pos, ref, walls, known, W, fill_to: int | None = None
     cap = fill_to or _bucket(M, 1024)
     cand_r, cand_p, cand_f = [rows], [pos], [ref]
     for g in range(4):
-        p2, f2 = move(walls[rows], pos, ref, np.full(M, g), xp=np)
+        p2, f2 = move_host(walls[rows], pos, ref, np.full(M, g))
         cand_r.append(rows), cand_p.append(p2), cand_f.append(f2)
     r, p, f = np.concatenate(cand_r), np.concatenate(cand_p), np.concatenate(cand_f).astype(np.int64)
     sidx = (p[:, 0] * W + p[:, 1]) * 2 + f
@@ -420,6 +442,6 @@ def replay(mazes: Mazes, i: int, actions: str) -> np.ndarray:
     for ch in actions:
         if ch not in MOVE_CHARS:
             raise ValueError(f"actions may only hold {MOVE_CHARS!r}, got {ch!r}")
-        pos, ref = move(walls, pos, ref, np.array([MOVE_CHARS.index(ch)]), xp=np)
+        pos, ref = move_host(walls, pos, ref, np.array([MOVE_CHARS.index(ch)]))
         out.append(pos[0].copy())
     return np.array(out)

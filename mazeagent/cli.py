@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 # Modules that add sub-commands. A missing module is skipped so the CLI works while packages grow.
@@ -38,7 +39,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _enable_compile_cache() -> None:
+    """Persist XLA compilations across CLI runs: the level generator and env compile in ~10 s, reused afterwards."""
+    cache = os.environ.get("MAZEAGENT_JAX_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "mazeagent", "jax"))
+    os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", cache)
+
+
 def main(argv: list[str] | None = None) -> int:
+    _enable_compile_cache()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -55,3 +55,10 @@ def test_world_codes_and_batch_round_trip():
     assert Level.from_world(world, 7, inner_to_world(lv.mouse, 7)) == lv
     batch = LevelBatch.stack([lv, open_level(3)])
     assert batch.level(0) == lv and batch.level(1) == open_level(3)
+
+
+def test_level_rejects_non_int_squares():
+    lv = open_level()
+    for bad in [(0.5, 0), (True, 0), (0,), "ab", None]:
+        with pytest.raises(ValueError, match="pair of ints"):
+            Level(walls=lv.walls, mouse=bad)

@@ -8,6 +8,7 @@ from PIL import Image
 from mazeagent.cli import main
 from mazeagent.maze import geometry as G
 from mazeagent.maze.cli import parse_seeds
+from mazeagent.maze.level import LevelBatch
 
 levelgen = pytest.importorskip("mazeagent.env.levelgen")
 
@@ -26,13 +27,16 @@ def test_show_marks_the_landmarks_and_writes_a_png(capsys, tmp_path):
 
     assert mark(level.mouse) == "M" and mark(level.cheese) == "C"
     assert mark(level.top_right) == "T"
-    ds = G.decision_square(G.LevelBatch.stack([level]))[0]
+    ds = G.decision_square(LevelBatch.stack([level]))[0]
     m = (25 - level.size) // 2
-    if ds[0] >= 0:
-        assert mark((ds[0] - m, ds[1] - m)) == "D" and f"decision square ({ds[0] - m}, {ds[1] - m})" in text
+    assert ds[0] >= 0  # seed 0 has a decision square
+    assert mark((ds[0] - m, ds[1] - m)) == "D" and f"decision square ({ds[0] - m}, {ds[1] - m})" in text
     assert "legend:" in text and "F10" in text
     img = Image.open(out)
     assert img.format == "PNG" and img.size[0] > 200
+    rgb = np.asarray(img.convert("RGB")).astype(int)
+    red = (rgb[..., 0] > 200) & (rgb[..., 1] < 40) & (rgb[..., 2] < 40)  # the decision-square marker
+    assert red.sum() > 20
 
 
 def test_show_rand_region_puts_the_cheese_in_the_region(capsys):
@@ -48,12 +52,14 @@ def test_stats_json_lines_match_the_geometry(capsys):
     assert main(["maze", "stats", "--seeds", "0:6", "--json"]) == 0
     rows = [json.loads(ln) for ln in capsys.readouterr().out.splitlines()]
     assert [r["seed"] for r in rows] == list(range(6))
+    assert all(r["rand_region"] is None and r["region_size"] == 5 for r in rows)
     f = G.factors(levelgen.generate_batch(np.arange(6)).batch())
     assert set(G.PREDICTION_FACTORS.values()) | set(G.B2_FACTORS) <= set(rows[0])
     for i, row in enumerate(rows):
         for k, v in f.items():
             assert (row[k] is None) if np.isnan(v[i]) else row[k] == pytest.approx(v[i], abs=1e-6), k
-    assert any(r["decision_square_row"] is None for r in rows) or all(r["has_decision_square"] for r in rows)
+    assert all((r["decision_square_row"] is None) == (r["has_decision_square"] == 0) for r in rows)
+    assert any(r["decision_square_row"] is None for r in rows)  # NaN is written as JSON null
 
 
 def test_stats_summary_table(capsys):

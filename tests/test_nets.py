@@ -8,7 +8,7 @@ import pytest
 
 from mazeagent.nets import (ACTION_GROUPS, DEFAULT_LAYER, GROUP_NAMES, HOOK_NAMES, ImpalaCNN, group_probs,
                             hook_shapes, nchw_hook, num_params, run_with_cache, run_with_hooks, to_nchw)
-from mazeagent.nets.impala import Embedder, HookContext, ImpalaBlock, ResidualBlock
+from mazeagent.nets.impala import HookContext, ImpalaBlock, ResidualBlock
 
 
 def maze_observations(n: int, seed: int = 0) -> np.ndarray:
@@ -44,10 +44,15 @@ def obs() -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def small() -> tuple[ImpalaCNN, dict]:
+def fresh() -> dict:
+    """Scale-1 variables exactly as initialised."""
+    return jax.jit(ImpalaCNN(scale=1).init)(jax.random.key(3), jnp.zeros((1, 64, 64, 3), jnp.uint8))
+
+
+@pytest.fixture(scope="module")
+def small(fresh) -> tuple[ImpalaCNN, dict]:
     """Scale 1 with random (non-zero) biases, so zeroing tests see every term."""
-    net = ImpalaCNN(scale=1)
-    params = net.init(jax.random.key(0), jnp.zeros((1, 64, 64, 3), jnp.uint8))
+    net, params = ImpalaCNN(scale=1), fresh
     rng = np.random.default_rng(1)
     params = jax.tree_util.tree_map_with_path(
         lambda p, v: jnp.asarray(0.1 * rng.normal(size=v.shape), jnp.float32) if p[-1].key == "bias" else v, params)
@@ -66,7 +71,7 @@ def test_published_shapes_and_param_count(obs):
     nchw = {k: tuple(v.shape[1:]) if len(v.shape) == 2 else tuple(v.shape[i] for i in (3, 1, 2))
             for k, v in cache.items()}
     assert nchw == published
-    assert DEFAULT_LAYER in cache and cache[DEFAULT_LAYER][0].size == 32_768
+    assert np.prod(cache[DEFAULT_LAYER].shape[1:]) == 32_768
 
 
 def test_scale1_shapes_and_single_frame(small, obs):
@@ -82,8 +87,8 @@ def test_scale1_shapes_and_single_frame(small, obs):
     np.testing.assert_allclose(c1[DEFAULT_LAYER], cache[DEFAULT_LAYER][1], atol=1e-5)
 
 
-def test_init_follows_published_trainer():
-    params = ImpalaCNN(scale=1).init(jax.random.key(3), jnp.zeros((1, 64, 64, 3), jnp.uint8))["params"]
+def test_init_follows_published_trainer(fresh):
+    params = fresh["params"]
     for path, leaf in jax.tree_util.tree_leaves_with_path(params):
         if path[-1].key == "bias":
             assert not np.any(leaf), path  # zero biases everywhere

@@ -138,3 +138,75 @@ def test_logger_cuts_metrics_back_to_the_resumed_step(tmp_path):
         counts.append(len(read_wandb_file(cut)["history"]))
     assert counts == sorted(counts) and counts[0] == 0 and counts[-1] == len(whole["history"]) == 4
     assert set(counts) >= {1, 2, 3}
+
+
+# ---- end to end: kill a real training process and resume it --------------------------------------------------
+N_UPDATES = 5
+RUN_SETS = ["wandb_mode=offline", f"total_timesteps={CFG.batch_size * N_UPDATES}", "checkpoint_every=1",
+            "keep_checkpoints=2", "eval_episodes=8"]
+
+
+def _train_cmd(out: Path, resume: bool = False) -> list[str]:
+    cmd = [sys.executable, "-m", "mazeagent", "train", "--preset", "tiny", "--seed", "3", "--out", str(out),
+           "--no-progress"]
+    for s in RUN_SETS:
+        cmd += ["--set", s]
+    return cmd + (["--resume"] if resume else [])
+
+
+def _env(cache: Path) -> dict[str, str]:
+    # a compilation cache private to this test, so the five processes compile the update once
+    return {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(cache), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+            "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0", "WANDB_SILENT": "true"}
+
+
+def _kill_after(out: Path, env: dict, rows: int, sig: int) -> int:
+    """Start training, wait until ``rows`` updates are logged, send ``sig``; return the exit code."""
+    proc = subprocess.Popen(_train_cmd(out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while len(read_metrics(out)) < rows and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, f"finished before the kill: {proc.stderr.read()[-2000:]}"
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    if sig == signal.SIGTERM:
+        assert "got SIGTERM; checkpointed update" in err, err[-2000:]
+    return proc.returncode
+
+
+def _final_params(out: Path):
+    ck = load_checkpoint(out / "checkpoints")
+    assert ck.step == N_UPDATES
+    return jax.tree_util.tree_leaves(ck.state["params"]), ck.state
+
+
+@pytest.mark.slow
+def test_sigterm_and_sigkill_then_resume_match_an_uninterrupted_run(tmp_path):
+    env = _env(tmp_path / "jax-cache")
+    ref = tmp_path / "ref"
+    res = subprocess.run(_train_cmd(ref), env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    ref_leaves, ref_state = _final_params(ref)
+    ref_rows = read_metrics(ref)
+    batch = CFG.batch_size
+    assert [r["step"] for r in ref_rows] == [batch * (i + 1) for i in range(N_UPDATES)]
+
+    rng = np.random.default_rng(0)  # "a random update", reproducibly
+    for sig, want_rc in ((signal.SIGTERM, 128 + signal.SIGTERM), (signal.SIGKILL, -signal.SIGKILL)):
+        out = tmp_path / signal.Signals(sig).name
+        assert _kill_after(out, env, int(rng.integers(1, N_UPDATES - 1)), sig) == want_rc
+        res = subprocess.run(_train_cmd(out, resume=True), env=env, capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stderr[-3000:]
+        leaves, state = _final_params(out)
+        for a, b in zip(leaves, ref_leaves):
+            assert np.array_equal(a, b), f"{sig!r}: parameters differ from the uninterrupted run"
+        for a, b in zip(jax.tree_util.tree_leaves(state), jax.tree_util.tree_leaves(ref_state)):
+            assert np.array_equal(a, b)  # optimizer, env, normalisation, RNG: the whole state
+        rows = read_metrics(out)
+        assert [r["step"] for r in rows] == [r["step"] for r in ref_rows]  # no gaps, no duplicates
+        for r, rr in zip(rows, ref_rows):
+            assert {k: v for k, v in r.items() if not k.startswith("perf/")} == \
+                   {k: v for k, v in rr.items() if not k.startswith("perf/")}
+        steps = [h["_step"] for h in read_wandb_history(out)]
+        assert sorted(steps) == [r["step"] for r in ref_rows], f"{sig!r}: wandb steps {sorted(steps)}"
+        assert len(list((out / "wandb").glob("offline-run-*"))) == 2  # one run id, two segments

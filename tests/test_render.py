@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from mazeagent.env.render import composite_mouse, human_view, load_tables, render, render_static
+from mazeagent.env import tables as tables_mod
 from mazeagent.env.tables import TABLE_KEYS, build_tables, load_table_arrays
 from mazeagent.maze.level import CHEESE, SPACE, WALL, Level, inner_to_world, world_to_pixel_box
 from mazeagent.procgen import ProcgenMaze
@@ -33,6 +34,14 @@ def test_committed_tables_equal_a_fresh_build_from_the_pngs(mode):
     fresh, committed = build_tables(mode), load_table_arrays(mode)
     for k in TABLE_KEYS:
         assert fresh[k].dtype == committed[k].dtype and np.array_equal(fresh[k], committed[k]), k
+
+
+def test_tables_script_writes_loadable_tables(tmp_path, capsys):
+    tables_mod.main(["--out", str(tmp_path), "--mode", "easy"])
+    assert capsys.readouterr().out.strip().endswith("render_tables_easy.npz")
+    with np.load(tmp_path / "render_tables_easy.npz") as z:
+        assert int(z["world"]) == 15 and len(str(z["assets_sha256"])) == 64
+        assert np.array_equal(z["texels"], load_table_arrays("easy")["texels"])
 
 
 @pytest.mark.parametrize("mode", ["hard", "easy"])

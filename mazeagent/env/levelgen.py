@@ -168,7 +168,7 @@ def generate_level(seed: jax.Array, W: int = 25, rand_region: int | None = None)
     background = mt.randn(outputs[1], N_BACKGROUNDS)
     n = mt.randn(outputs[2], (W - 1) // 2) * 2 + 3
     free, n_free, n_walls = _kruskal(outputs, n, W)
-    s = mt.MTStream(mt=state, out=outputs, idx=3 + n_walls)
+    s = mt.MTStream(mt=state, idx=3 + n_walls)
     if rand_region is None:
         cell = _place_stock(s, free, n_free)
     else:

@@ -55,27 +55,24 @@ def randn(x: jax.Array, n) -> jax.Array:
 
 @struct.dataclass
 class MTStream:
-    """A running generator: the current state words, their tempered outputs and the read position (``idx == 624``
-    means the block is used up, like libstdc++'s index after seeding)."""
+    """A running generator: the current state words and the read position (``idx == 624`` means the block is used
+    up, like libstdc++'s index right after seeding). Outputs are ``temper(mt[idx])``, so no output block is stored."""
 
     mt: jax.Array  # (624,) uint32 state words
-    out: jax.Array  # (624,) uint32 tempered outputs of ``mt``
-    idx: jax.Array  # int32 position of the next output in ``out``
+    idx: jax.Array  # int32 position of the next output
 
 
 def stream(seed: jax.Array) -> MTStream:
     """A generator seeded like ``std::mt19937(seed)``; its first draw twists."""
-    mt = seed_state(seed)
-    return MTStream(mt=mt, out=jnp.zeros((N,), jnp.uint32), idx=jnp.int32(N))
+    return MTStream(mt=seed_state(seed), idx=jnp.int32(N))
 
 
 def draw(s: MTStream) -> tuple[jax.Array, MTStream]:
-    """Next 32-bit output. The twist is a select (cheap, branch-free under vmap)."""
+    """Next 32-bit output. The twist is a select (branch-free under vmap, where a cond would run both sides anyway)."""
     need = s.idx >= N
     mt = jnp.where(need, twist(s.mt), s.mt)
-    out = jnp.where(need, temper(mt), s.out)
     idx = jnp.where(need, 0, s.idx)
-    return out[idx], MTStream(mt=mt, out=out, idx=idx + 1)
+    return temper(mt[idx]), MTStream(mt=mt, idx=idx + 1)
 
 
 def first_outputs(seed: jax.Array) -> jax.Array:

@@ -9,6 +9,7 @@ levels get procgenAISC's cheese square through ``set_state`` (:class:`mazeagent.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -74,7 +75,6 @@ def run_parity(rand_seed: int, envs: int, steps: int, rand_region: int | None = 
     _check_args(rand_seed, envs, steps)
     params = EnvParams(distribution_mode=distribution_mode, rand_region=rand_region)  # validates both
     vec = make_vec_env(params, envs)
-    step_fn = jax.jit(vec.step)
     report = ParityReport(rand_seed=int(rand_seed), envs=int(envs), steps=int(steps),
                           distribution_mode=distribution_mode, rand_region=rand_region)
     rng = np.random.default_rng(rand_seed)
@@ -88,7 +88,7 @@ def run_parity(rand_seed: int, envs: int, steps: int, rand_region: int | None = 
         for t in tqdm(range(1, steps + 1), desc="parity", unit="step", disable=not progress, leave=False):
             actions = rng.integers(0, NUM_ACTIONS, size=envs, dtype=np.int32)
             key, sub = jax.random.split(key)
-            obs, state, reward, done, info = step_fn(sub, state, jax.numpy.asarray(actions))
+            obs, state, reward, done, info = _jit_step(vec, sub, state, actions)
             pg_obs, pg_reward, pg_done, pg_info = pg.step(actions)
             report.env_steps += envs
             report.levels += int(np.sum(pg_done))
@@ -99,6 +99,18 @@ def run_parity(rand_seed: int, envs: int, steps: int, rand_region: int | None = 
             for k in INFO_KEYS:
                 _compare(report, t, k, info[k], pg_info[k])
     return report
+
+
+@functools.lru_cache(maxsize=None)
+def _step_fn():
+    import jax
+
+    # the env is a static (hashable) argument, so repeated runs with the same configuration reuse the compilation
+    return jax.jit(lambda vec, key, state, actions: vec.step(key, state, actions), static_argnums=0)
+
+
+def _jit_step(vec, key, state, actions):
+    return _step_fn()(vec, key, state, actions)
 
 
 def _shown_level_seeds(state) -> np.ndarray:

@@ -1,11 +1,15 @@
-"""The 64x64 procgen maze observation, bit-exact, as int32 gathers and selects (spec §3.8).
+"""The 64x64 procgen maze observation, bit-exact, as integer table lookups (spec §3.8).
 
-``render_static`` draws a level without its mouse (background, then every wall/cheese cell in procgen's draw order,
-blended with Qt's integer SourceOver); ``composite_mouse`` blends the mouse into such a frame. Within an episode only
-the mouse moves, so an env renders the static frame once per level and composites the mouse every step: the mouse
-touches at most a 3x3 (hard) / 5x5 (easy) pixel window, which ``composite_mouse`` updates with a dynamic slice.
+``render_static`` draws a level without its mouse: the background, then every wall/cheese cell's grown rect in
+procgen's draw order (x outer, y inner), each blended with Qt's integer SourceOver. ``composite_mouse`` blends the
+mouse into such a frame. Within an episode only the mouse moves, so an env draws the static frame once per level and
+composites the mouse every step: the mouse touches at most a 3x3 (hard) / 5x5 (easy) pixel window, which
+``composite_mouse`` updates with a dynamic slice.
 
-Everything is pure JAX on integer arrays, so it is exact on any XLA backend and can be jitted and vmapped.
+Why lookups: a pixel is covered by 1, 2 or 4 cell rects (spec §3.3, K5), and its colour depends only on the
+background and on what each covering cell draws (nothing, a wall or a cheese). So at load time we run the SourceOver
+draw sequence for every (background, pixel, combination) -- 14k combinations per background -- and at run time a
+frame is one gather. Everything is integer arithmetic, so it is exact on any XLA backend, jits and vmaps.
 Coordinates follow :mod:`mazeagent.maze.level`: ``grid[row, col]`` with row 0 at the bottom, mouse ``(row, col)``.
 """
 from __future__ import annotations
@@ -20,48 +24,41 @@ from flax import struct
 from mazeagent.env.tables import OBS, WORLD_DIM, check_mode, load_table_arrays
 from mazeagent.maze.level import CHEESE, WALL
 
-SPRITE_CODES = (WALL, CHEESE)  # texels[0] is the wall sprite, texels[1] the cheese
+SPRITE_CODES = (WALL, CHEESE)  # texels[0] is the wall sprite, texels[1] the cheese; draw kind = 1 + index
+N_KINDS = 3  # what a covering cell draws: 0 nothing, 1 wall, 2 cheese
+BLACK = 9  # canvas index of the black canvas (use_backgrounds=False)
 
 
 @struct.dataclass
 class RenderTables:
     """One mode's render tables as jnp arrays, derived at load time from the committed spec-form tables.
 
-    The drawing is split to keep the per-frame work small:
+    A pixel's covering cells are ``{first_col, second_col} x {first_row, second_row}`` of its pixel column / row
+    (the second only on the bleed lines), in x-major draw order; a covering cell's draw kind (0/1/2) is digit
+    ``k`` (its draw slot) of a base-3 combination number. ``draw_table[canvas * size + offset[p] + combination]``
+    is the pixel's final colour, ``weights`` are the digit weights of the (first, second), (second, first) and
+    (second, second) cells (0 where that cell does not cover the pixel).
 
-    * ``layer0`` (10, 3, 64, 64, 3) uint8: for each background (index 9 = black, i.e. ``use_backgrounds=False``) the
-      canvas after the *first* covering cell of every pixel drew nothing / a wall / a cheese. Every pixel's first
-      covering cell is ``(first_row[r], first_col[c])`` (draw order is separable), so drawing it is a select.
-    * The grown rects of a few cells bleed one pixel line into a neighbour (hard: pixel rows/cols 20 and 43; spec
-      §3.3). A pixel column is covered by at most two cell columns (first, second) and likewise for rows, and the
-      draw order (x outer, y inner) makes the covering cells of a pixel (first, first), (second row), (second col),
-      (both second). So after layer 0 we blend the bleed rows, then the bleed columns, then their crossings, with
-      the premultiplied (wall, cheese) texels of those cells, at run time.
-    * ``mouse_patch`` (2, W, W, P, P, 4) holds, for each reflection and world cell, the mouse texels inside the P x P
-      window whose top-left pixel is ``(patch_top[row], patch_left[col])``; texels outside the cell have alpha 0 and
-      colour 0, which SourceOver leaves unchanged, so pasting the whole window is exact.
+    ``mouse_patch`` (2, W, W, P, P, 4) holds, for each reflection and world cell, the premultiplied mouse texels in the
+    P x P window whose top-left pixel is ``(patch_top[row], patch_left[col])``; texels outside the cell have alpha 0
+    and colour 0, which SourceOver leaves unchanged, so blending the whole window is exact.
     """
 
-    layer0: jax.Array
-    first_row: jax.Array  # (64,) int32
+    draw_table: jax.Array  # (10 * size, 3) uint8
+    offset: jax.Array  # (64, 64) int32
+    weights: jax.Array  # (3, 64, 64) int32
+    first_row: jax.Array  # (64,) int32 world row of the first covering cell of each pixel row
+    second_row: jax.Array  # (64,) int32 (== first_row where only one cell covers)
     first_col: jax.Array  # (64,) int32
-    second_row: jax.Array  # (len(bleed_rows),) int32: the second covering world row of each bleed pixel row
-    second_col: jax.Array  # (len(bleed_cols),) int32
-    row_texels: jax.Array  # (2, len(bleed_rows), 64, 4) uint8: cell (second_row, first_col) on the bleed rows
-    col_texels: jax.Array  # (2, 64, len(bleed_cols), 4) uint8: cell (first_row, second_col) on the bleed cols
-    cross_texels: jax.Array  # (2, len(bleed_rows), len(bleed_cols), 4) uint8: cell (second_row, second_col)
+    second_col: jax.Array  # (64,) int32
     mouse_patch: jax.Array
     patch_top: jax.Array  # (W,) int32
     patch_left: jax.Array  # (W,) int32
-    own_row: jax.Array  # (64,) int32: world row of each pixel row's exact cell rect
+    own_row: jax.Array  # (64,) int32: world row of each pixel row's exact (un-grown) cell rect
     own_col: jax.Array  # (64,) int32
-    bleed_rows: tuple[int, ...] = struct.field(pytree_node=False, default=())
-    bleed_cols: tuple[int, ...] = struct.field(pytree_node=False, default=())
+    size: int = struct.field(pytree_node=False, default=0)
     world: int = struct.field(pytree_node=False, default=25)
     patch: int = struct.field(pytree_node=False, default=3)
-
-
-BLACK = 9  # layer0 index of the black canvas (use_backgrounds=False)
 
 
 def _source_over(dst, rgba, xp=jnp):
@@ -70,34 +67,45 @@ def _source_over(dst, rgba, xp=jnp):
     return rgba[..., :3].astype(xp.int32) + ((t + (t >> 8) + 0x80) >> 8)
 
 
-def _layer0(background: np.ndarray, cover: np.ndarray, texels: np.ndarray) -> np.ndarray:
-    canvases = np.concatenate([background, np.zeros_like(background[:1])]).astype(np.int32)  # (10, 64, 64, 3)
-    out = [canvases] + [_source_over(canvases, texels[s, :, :, 0][None], np) for s in range(len(SPRITE_CODES))]
-    if (cover[:, :, 0] < 0).any():
-        raise AssertionError("every pixel must be covered by some cell rect")  # geometry invariant
-    return np.stack(out, axis=1).astype(np.uint8)
+def _separable_cover(cover: np.ndarray, world: int):
+    """Per pixel row/col the first and second covering world row/col; checks cover == their product, x-major."""
+    rows = [sorted({int(c) // world for c in cover[r, :, :].ravel() if c >= 0}) for r in range(OBS)]
+    cols = [sorted({int(c) % world for c in cover[:, c, :].ravel() if c >= 0}) for c in range(OBS)]
+    for r in range(OBS):
+        for c in range(OBS):
+            expect = [y * world + x for x in cols[c] for y in rows[r]]
+            if list(cover[r, c, :len(expect)]) != expect or (cover[r, c, len(expect):] >= 0).any():
+                raise AssertionError("cell rects must cover pixels as a product of rows and cols")  # invariant
+    first_row, first_col = (np.array([v[0] for v in vs], np.int32) for vs in (rows, cols))
+    second_row, second_col = (np.array([v[-1] for v in vs], np.int32) for vs in (rows, cols))
+    ny, nx = np.meshgrid([len(v) for v in rows], [len(v) for v in cols], indexing="ij")  # covering rows/cols
+    # the slot of covering cell (x_i, y_j) is i * ny + j, so its base-3 digit weight is 3 ** (i * ny + j)
+    weights = np.stack([np.where(ny == 2, N_KINDS, 0),
+                        np.where(nx == 2, N_KINDS ** ny, 0),
+                        np.where((nx == 2) & (ny == 2), N_KINDS ** (ny + 1), 0)]).astype(np.int32)
+    return first_row, second_row, first_col, second_col, weights
 
 
-def _bleed_lines(cover: np.ndarray, texels: np.ndarray, world: int):
-    """Split the later cover slots into bleed rows, bleed columns and their crossings (checks the structure)."""
-    count = (cover >= 0).sum(-1)
-    rows = np.nonzero((count > 1).all(axis=1))[0]
-    cols = np.nonzero((count > 1).all(axis=0))[0]
-    expect = np.ones_like(count)
-    expect[rows] += 1
-    expect[:, cols] += 1
-    expect[np.ix_(rows, cols)] = 4
-    if not np.array_equal(count, expect):
-        raise AssertionError("cover slots beyond the first must form whole pixel lines")  # geometry invariant
-    plain_row, plain_col = np.setdiff1d(np.arange(OBS), rows)[0], np.setdiff1d(np.arange(OBS), cols)[0]
-    second_row = cover[rows, plain_col, 1] // world
-    second_col = cover[plain_row, cols, 1] % world
-    row_tex = texels[:, rows][:, :, :, 1]  # slot 1 everywhere on a bleed row (crossings too: (first col, second row))
-    col_tex = texels[:, :, cols, 1].copy()  # slot 1 off the crossings, slot 2 on them
-    col_tex[:, rows] = texels[:, rows][:, :, cols, 2]
-    cross_tex = texels[:, rows][:, :, cols, 3]
-    return (rows, cols, second_row.astype(np.int32), second_col.astype(np.int32),
-            row_tex.astype(np.uint8), col_tex.astype(np.uint8), cross_tex.astype(np.uint8))
+def _draw_table(background: np.ndarray, cover: np.ndarray, texels: np.ndarray):
+    """Final colour of every (canvas, pixel, combination of covering-cell kinds), drawn in order with SourceOver."""
+    canvases = np.concatenate([background, np.zeros_like(background[:1])]).astype(np.int32).reshape(-1, OBS * OBS, 3)
+    count = (cover >= 0).sum(-1).ravel()
+    sizes = N_KINDS ** count
+    offset = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int32)
+    size = int(sizes.sum())
+    table = np.zeros((len(canvases), size, 3), np.uint8)
+    tex = texels.reshape(len(SPRITE_CODES), OBS * OBS, cover.shape[-1], 4)
+    for n in np.unique(count):
+        pix = np.nonzero(count == n)[0]
+        combos = np.arange(N_KINDS ** n)
+        digits = (combos[:, None] // N_KINDS ** np.arange(n)) % N_KINDS  # (C, n): kind drawn by slot k
+        dst = np.broadcast_to(canvases[:, None, pix], (len(canvases), len(combos), len(pix), 3))
+        for k in range(n):
+            for s in range(len(SPRITE_CODES)):
+                drawn = (digits[:, k] == s + 1)[None, :, None, None]
+                dst = np.where(drawn, _source_over(dst, tex[s, pix, k][None, None], np), dst)
+        table[:, offset[pix][None, :] + combos[:, None]] = dst
+    return table.reshape(-1, 3), offset.reshape(OBS, OBS), size
 
 
 def _mouse_patches(mouse: np.ndarray, own_row: np.ndarray, own_col: np.ndarray, world: int):
@@ -121,17 +129,13 @@ def load_tables(distribution_mode: str = "hard") -> RenderTables:
     """The committed tables for ``"hard"`` (25x25 world) or ``"easy"`` (15x15), as a pytree of jnp arrays."""
     world = check_mode(distribution_mode)
     t = load_table_arrays(distribution_mode)
-    cover = t["cover"]
-    rows, cols, second_row, second_col, row_tex, col_tex, cross_tex = _bleed_lines(cover, t["texels"], world)
+    first_row, second_row, first_col, second_col, weights = _separable_cover(t["cover"], world)
+    table, offset, size = _draw_table(t["background"], t["cover"], t["texels"])
     mouse_patch, top, left, patch = _mouse_patches(t["mouse"], t["own_row"], t["own_col"], world)
-    return RenderTables(
-        layer0=jnp.asarray(_layer0(t["background"], cover, t["texels"])),
-        first_row=jnp.asarray(cover[:, 0, 0] // world), first_col=jnp.asarray(cover[0, :, 0] % world),
-        second_row=jnp.asarray(second_row), second_col=jnp.asarray(second_col), row_texels=jnp.asarray(row_tex),
-        col_texels=jnp.asarray(col_tex), cross_texels=jnp.asarray(cross_tex),
-        bleed_rows=tuple(int(r) for r in rows), bleed_cols=tuple(int(c) for c in cols),
-        mouse_patch=jnp.asarray(mouse_patch), patch_top=jnp.asarray(top), patch_left=jnp.asarray(left),
-        own_row=jnp.asarray(t["own_row"]), own_col=jnp.asarray(t["own_col"]), world=world, patch=patch)
+    arrays = dict(draw_table=table, offset=offset, weights=weights, first_row=first_row, second_row=second_row,
+                  first_col=first_col, second_col=second_col, mouse_patch=mouse_patch, patch_top=top,
+                  patch_left=left, own_row=t["own_row"], own_col=t["own_col"])
+    return RenderTables(**{k: jnp.asarray(v) for k, v in arrays.items()}, size=size, world=world, patch=patch)
 
 
 def render_static(grid: jax.Array, background: jax.Array, tables: RenderTables,
@@ -145,32 +149,13 @@ def render_static(grid: jax.Array, background: jax.Array, tables: RenderTables,
     grid = jnp.asarray(grid)
     if grid.shape != (tables.world, tables.world):
         raise ValueError(f"grid must be ({tables.world}, {tables.world}) for these tables, got {grid.shape}")
-    canvas = tables.layer0[background if use_backgrounds else BLACK]  # (3, 64, 64, 3)
-    code = grid[tables.first_row][:, tables.first_col][..., None]
-    dst = jnp.where(code == SPRITE_CODES[0], canvas[1], jnp.where(code == SPRITE_CODES[1], canvas[2], canvas[0]))
-    rows, cols = tables.bleed_rows, tables.bleed_cols
-    grid_rows = grid[tables.second_row]  # (n_rows, W)
-    drawn = _draw(jnp.stack([dst[r] for r in rows]), grid_rows[:, tables.first_col], tables.row_texels)
-    for i, r in enumerate(rows):
-        dst = dst.at[r].set(drawn[i])
-    drawn = _draw(jnp.stack([dst[:, c] for c in cols], axis=1), grid[tables.first_row][:, tables.second_col],
-                  tables.col_texels)
-    for j, c in enumerate(cols):
-        dst = dst.at[:, c].set(drawn[:, j])
-    under = jnp.stack([jnp.stack([dst[r, c] for c in cols]) for r in rows])
-    drawn = _draw(under, grid_rows[:, tables.second_col], tables.cross_texels)
-    for i, r in enumerate(rows):
-        for j, c in enumerate(cols):
-            dst = dst.at[r, c].set(drawn[i, j])
-    return dst
-
-
-def _draw(under: jax.Array, code: jax.Array, texels: jax.Array) -> jax.Array:
-    """Draw the cells with procgen codes ``code`` over ``under`` (uint8) with per-pixel (wall, cheese) texels."""
-    code = code[..., None]
-    rgba = jnp.where(code == SPRITE_CODES[0], texels[0], texels[1])
-    drawn = (code == SPRITE_CODES[0]) | (code == SPRITE_CODES[1])
-    return jnp.where(drawn, _source_over(under.astype(jnp.int32), rgba), under).astype(jnp.uint8)
+    kind = jnp.where(grid == SPRITE_CODES[0], 1, jnp.where(grid == SPRITE_CODES[1], 2, 0))
+    r1, r2, c1, c2 = tables.first_row, tables.second_row, tables.first_col, tables.second_col
+    rows1, rows2 = kind[r1], kind[r2]
+    combination = (rows1[:, c1] + tables.weights[0] * rows2[:, c1] + tables.weights[1] * rows1[:, c2]
+                   + tables.weights[2] * rows2[:, c2])
+    canvas = jnp.asarray(background, jnp.int32) if use_backgrounds else BLACK
+    return tables.draw_table[canvas * tables.size + tables.offset + combination]
 
 
 def composite_mouse(frame: jax.Array, mouse: jax.Array, reflected: jax.Array, tables: RenderTables) -> jax.Array:

@@ -75,7 +75,8 @@ def register(sub) -> None:
 def _show(args: argparse.Namespace) -> int:
     from mazeagent.env.levelgen import generate_batch
     from mazeagent.maze.draw import ascii_maze, save_png
-    from mazeagent.maze.geometry import LevelBatch, factors
+    from mazeagent.maze.geometry import factors
+    from mazeagent.maze.level import LevelBatch
 
     level = generate_batch(np.array([args.seed]), rand_region=args.rand_region).levels()[0]
     f = {k: v[0] for k, v in factors(LevelBatch.stack([level]), args.region_size).items()}
@@ -86,8 +87,12 @@ def _show(args: argparse.Namespace) -> int:
         print("no decision square (one target lies on the way to the other)")
     else:
         print(f"decision square ({int(f['decision_square_row'])}, {int(f['decision_square_col'])})")
-    for fid, name in PREDICTION_FACTORS.items():
-        print(f"  {fid:>3} {name:<42} {_json_value(f[name])}")
+    shown = [(fid, name) for fid, name in PREDICTION_FACTORS.items()]
+    shown += [("", k) for k in ("steps_mouse_cheese", "cheese_path_divergence", "cheese_up_right_reachable",
+                                "euclid_cheese_top_right_quadrant")]
+    for fid, name in shown:
+        value = _json_value(f[name])
+        print(f"  {fid:>3} {name:<42} {'n/a' if value is None else value}")
     if args.png:
         print(f"wrote {save_png(level, args.png, region_size=args.region_size, variant=args.variant)}")
     return 0
@@ -103,28 +108,27 @@ def _stats(args: argparse.Namespace) -> int:
         raise ValueError(f"--region-size must be >= 1, got {args.region_size}")
     t0 = time.perf_counter()
     seeds = args.seeds
-    parts = []
+    summary: dict[str, list] = {}  # factor -> [count, sum, min, max] over defined values, streamed chunk by chunk
     for start in tqdm(range(0, len(seeds), CHUNK), desc="levels", unit="chunk", leave=False, file=sys.stderr):
         gen = generate_batch(seeds[start:start + CHUNK], rand_region=args.rand_region)
         f = factors(gen.batch(), args.region_size)
-        f = {"seed": np.asarray(gen.seed, float), **f}
-        parts.append(f)
         if args.json:
-            keys = list(f)
-            for i in range(len(gen.seed)):
-                row = {k: _json_value(f[k][i]) for k in keys}
-                row["rand_region"] = args.rand_region
+            for i, seed in enumerate(gen.seed):
+                row = {"seed": int(seed), "rand_region": args.rand_region, "region_size": args.region_size}
+                row.update({k: _json_value(v[i]) for k, v in f.items()})
                 print(json.dumps(row))
-    elapsed = time.perf_counter() - t0
+            continue
+        for k, v in f.items():
+            ok = v[~np.isnan(v)]
+            acc = summary.setdefault(k, [0, 0.0, np.inf, -np.inf])
+            if len(ok):
+                acc[:] = [acc[0] + len(ok), acc[1] + ok.sum(), min(acc[2], ok.min()), max(acc[3], ok.max())]
     if not args.json:
-        table = {k: np.concatenate([p[k] for p in parts]) for k in parts[0] if k != "seed"}
         ids = {v: k for k, v in PREDICTION_FACTORS.items()}
         print(f"{len(seeds)} levels ({'stock' if args.rand_region is None else f'rand_region={args.rand_region}'})")
         print(f"{'factor':<46}{'defined':>8}{'mean':>10}{'min':>8}{'max':>8}")
-        for k, v in table.items():
-            ok = v[~np.isnan(v)]
-            stats = (f"{ok.mean():>10.3f}{ok.min():>8.2f}{ok.max():>8.2f}" if len(ok) else f"{'-':>10}{'-':>8}{'-':>8}")
-            name = f"{k} ({ids[k]})" if k in ids else k
-            print(f"{name:<46}{len(ok):>8}{stats}")
-    print(f"maze stats: {len(seeds)} levels in {elapsed:.2f} s", file=sys.stderr)
+        for k, (n, total, lo, hi) in summary.items():
+            stats = f"{total / n:>10.3f}{lo:>8.2f}{hi:>8.2f}" if n else f"{'-':>10}{'-':>8}{'-':>8}"
+            print(f"{(f'{k} ({ids[k]})' if k in ids else k):<46}{n:>8}{stats}")
+    print(f"maze stats: {len(seeds)} levels in {time.perf_counter() - t0:.2f} s", file=sys.stderr)
     return 0

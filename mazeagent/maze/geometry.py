@@ -98,29 +98,51 @@ def step_distances(walls: np.ndarray, sources: np.ndarray) -> np.ndarray:
     sources = np.asarray(sources)
     if sources.shape != walls.shape:
         sources = squares_mask(sources, walls.shape[1:])
-    # Counting trick: a square first reached in round d was unseen at the start of rounds 1..d, so adding the
-    # "unseen" mask every round yields its distance without scattered writes. Finished levels are dropped now and
-    # then, so small mazes stop costing time once their BFS is over.
-    frontier = sources.astype(bool) & ~walls
-    unseen = ~walls & ~frontier
-    count = np.zeros(walls.shape, dtype=np.int16)
-    out = np.empty(walls.shape, dtype=np.int32)
-    rows = np.arange(len(walls))
-    while len(rows):
-        count += unseen
-        grown = frontier.copy()
-        grown[:, 1:] |= frontier[:, :-1]
-        grown[:, :-1] |= frontier[:, 1:]
-        grown[:, :, 1:] |= frontier[:, :, :-1]
-        grown[:, :, :-1] |= frontier[:, :, 1:]
-        np.logical_and(grown, unseen, out=frontier)
-        unseen ^= frontier
-        done = ~frontier.any(axis=(1, 2))
-        if done.sum() >= max(1, len(rows) // 4) or done.all():
-            out[rows[done]] = np.where(unseen[done] | walls[rows[done]], NONE, count[done])
-            keep = ~done
-            rows, frontier, unseen, count = rows[keep], frontier[keep], unseen[keep], count[keep]
-    return out
+    h, w = walls.shape[1:]
+    if w > 32:
+        raise ValueError(f"grids wider than 32 squares are not supported, got {w}")
+    # Bit-parallel BFS: each grid row is one uint32 (bit c = column c), so a BFS round is a few shifts and ands on
+    # (B, H) words. Distances are kept as bit planes: square s reached in round d gets d's binary digits OR-ed in.
+    open_ = _pack(~walls)
+    seen = _pack(sources.astype(bool)) & open_
+    n_planes = int(np.ceil(np.log2(h * w + 1)))
+    planes = np.zeros((len(walls), n_planes, h), dtype=np.uint32)
+    # work on the levels whose BFS still runs; write finished ones back and drop them
+    live = np.arange(len(walls))
+    f, op, sn, pl = seen.copy(), open_, seen.copy(), planes.copy()
+    d = 0
+    while len(live):
+        d += 1
+        grown = f | (f << 1) | (f >> 1)
+        grown[:, 1:] |= f[:, :-1]
+        grown[:, :-1] |= f[:, 1:]
+        f = grown & op & ~sn
+        sn |= f
+        for k in range(n_planes):
+            if (d >> k) & 1:
+                pl[:, k] |= f
+        active = f.any(axis=1)
+        if not active.all():
+            seen[live], planes[live] = sn, pl
+            live, f, op, sn, pl = live[active], f[active], op[active], sn[active], pl[active]
+    planes = planes.transpose(1, 0, 2)
+    bits = _unpack(planes, w)  # (planes, B, H, W)
+    dist = np.zeros(walls.shape, dtype=np.int32)
+    for k in range(n_planes):
+        dist |= bits[k].astype(np.int32) << k
+    return np.where(_unpack(seen, w), dist, NONE)
+
+
+def _pack(mask: np.ndarray) -> np.ndarray:
+    """(B, H, W) bool -> (B, H) uint32 with bit c set where column c is True."""
+    weights = np.uint32(1) << np.arange(mask.shape[-1], dtype=np.uint32)
+    return np.bitwise_or.reduce(np.where(mask, weights, np.uint32(0)), axis=-1)
+
+
+def _unpack(bits: np.ndarray, w: int) -> np.ndarray:
+    """(..., H) uint32 -> (..., H, w) bool (inverse of :func:`_pack`)."""
+    as_bytes = np.ascontiguousarray(bits, dtype="<u4").view(np.uint8).reshape(*bits.shape, 4)
+    return np.unpackbits(as_bytes, axis=-1, bitorder="little")[..., :w].astype(bool)
 
 
 def next_moves(dist: np.ndarray) -> np.ndarray:
@@ -208,11 +230,12 @@ def taxicab(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def min_distance_to_mask(squares: np.ndarray, mask: np.ndarray, metric: str = "euclid") -> np.ndarray:
     """Minimal L2 (``"euclid"``) or L1 (``"taxi"``) distance from each square to any True square of ``mask``."""
     rows, cols = _coords(mask.shape[1:])
-    dr = rows - np.asarray(squares, float)[:, 0, None, None]
-    dc = cols - np.asarray(squares, float)[:, 1, None, None]
-    d = np.hypot(dr, dc) if metric == "euclid" else np.abs(dr) + np.abs(dc)
-    d = np.where(mask, d, np.inf).min(axis=(1, 2))
-    return np.where(_valid(squares) & np.isfinite(d), d, np.nan)
+    sq = np.asarray(squares, dtype=np.int32)
+    dr, dc = rows - sq[:, 0, None, None], cols - sq[:, 1, None, None]
+    d = dr * dr + dc * dc if metric == "euclid" else np.abs(dr) + np.abs(dc)  # exact ints, root taken once
+    d = np.where(mask, d, np.iinfo(np.int32).max).min(axis=(1, 2)).astype(float)
+    d = np.sqrt(d) if metric == "euclid" else d
+    return np.where(_valid(sq) & mask.any(axis=(1, 2)), d, np.nan)
 
 
 # ------------------------------------------------------------------------------------------- maze landmarks
@@ -337,8 +360,8 @@ class MazeGeometry:
         for _ in range(int(np.ceil(np.log2(h * w))) + 1):  # pointer doubling: sums over 2^k ancestors
             val = val + val[rows, anc]  # the mouse is its own ancestor and adds 0 (it is on the top-right path)
             anc = anc[rows, anc]
-        ok = reach & _valid(self.top_right)[:, None, None] & (gather(self.dist_mouse, self.top_right) >= 0)[:, None, None]
-        return np.where(ok, val.reshape(b, h, w), np.nan)
+        tr_reached = gather(self.dist_mouse, self.top_right) >= 0  # also False when the top-right is closed
+        return np.where(reach & tr_reached[:, None, None], val.reshape(b, h, w), np.nan)
 
     def factors(self) -> dict[str, np.ndarray]:
         return _factors(self)

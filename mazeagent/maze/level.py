@@ -156,9 +156,13 @@ class Level:
 
 def _check_square(name: str, sq: Square, walls: np.ndarray) -> Square:
     try:
-        row, col = (int(v) for v in sq)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a (row, col) pair of ints, got {sq!r}") from None
+        vals = [v for v in sq]
+    except TypeError:
+        vals = []
+    if len(vals) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+                                 for v in vals):
+        raise ValueError(f"{name} must be a (row, col) pair of ints, got {sq!r}")
+    row, col = (int(v) for v in vals)
     n = walls.shape[0]
     if not (0 <= row < n and 0 <= col < n):
         raise ValueError(f"{name} square {(row, col)} is outside the {n}x{n} maze")

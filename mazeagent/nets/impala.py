@@ -29,7 +29,7 @@ _body_init = nn.initializers.xavier_uniform()
 _zeros = nn.initializers.zeros_init()
 
 
-@dataclass
+@dataclass(frozen=True)
 class HookContext:
     """What a forward pass does at its hook points: replace (``hooks``) and/or record (``capture``).
 

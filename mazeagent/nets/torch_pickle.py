@@ -16,7 +16,7 @@ import struct
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -238,12 +238,14 @@ class _TorchPickleWriter:
                 self.save(v)
                 self.op(pickle.SETITEM)
         elif isinstance(obj, (list, tuple)):
-            self.op(pickle.MARK)
+            self.op(pickle.MARK if isinstance(obj, tuple) else pickle.EMPTY_LIST + pickle.MARK)
             for v in obj:
                 self.save(v)
-            self.op(pickle.TUPLE if isinstance(obj, tuple) else pickle.LIST)
+            self.op(pickle.TUPLE if isinstance(obj, tuple) else pickle.APPENDS)
         elif obj is None or isinstance(obj, bool):
             self.op({None: pickle.NONE, True: pickle.NEWTRUE, False: pickle.NEWFALSE}[obj])
+        elif isinstance(obj, int) and -2**31 <= obj < 2**31:
+            self.op(pickle.BININT + struct.pack("<i", obj))
         elif isinstance(obj, int):
             raw = obj.to_bytes((obj.bit_length() + 8) // 8 or 1, "little", signed=True)
             self.op(pickle.LONG1 + bytes([len(raw)]) + raw)

@@ -41,11 +41,8 @@ def run(config: PPOConfig, out_dir: str | Path, resume: bool = False, progress: 
     :data:`RUN_KEYS`.
     """
     import jax
-    import numpy as np
-    from tqdm import tqdm
 
-    from mazeagent.ppo.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
-    from mazeagent.ppo.evaluate import make_evaluator
+    from mazeagent.ppo.checkpoint import list_checkpoints, load_checkpoint, read_meta
     from mazeagent.ppo.logging import RunLogger
     from mazeagent.ppo.train import make_train
 
@@ -55,21 +52,39 @@ def run(config: PPOConfig, out_dir: str | Path, resume: bool = False, progress: 
     if existing and not resume:
         raise ValueError(f"{out_dir} already holds checkpoints (newest {existing[-1].name}); pass --resume to "
                          f"continue that run, or choose a new --out")
-    trainer = make_train(config)
-    key = jax.random.PRNGKey(config.seed)
-    if existing:
-        ckpt = load_checkpoint(ckpt_root, target=jax.eval_shape(trainer.init, key))
-        check_resumable(ckpt.config, config, ckpt.path)
-        state, start = ckpt.state, ckpt.step
-    else:
-        state, start = jax.jit(trainer.init)(key), 0
+    with _SignalFlag() as stop:  # from here on a SIGTERM is a request to checkpoint, never a lost run
+        trainer = make_train(config)
+        key = jax.random.PRNGKey(config.seed)
+        if existing:  # compare configs first: a clearer message than a shape mismatch
+            check_resumable(PPOConfig.from_dict(read_meta(existing[-1])["config"]), config, existing[-1])
+            ckpt = load_checkpoint(ckpt_root, target=jax.eval_shape(trainer.init, key))
+            state, start = ckpt.state, ckpt.step
+        else:
+            state, start = jax.jit(trainer.init)(key), 0
+        state = trainer.place(state)
+        batch = config.batch_size
+        logger = RunLogger(out_dir, config, resume_step=start * batch if existing else None)
+        try:
+            return _loop(trainer, state, start, logger, stop, ckpt_root, progress, key, resumed=bool(existing))
+        except BaseException:
+            logger.close(exit_code=1)
+            raise
+
+
+def _loop(trainer: Any, state: Any, start: int, logger: Any, stop: "_SignalFlag", ckpt_root: Path,
+          progress: bool, key: Any, resumed: bool) -> int:
+    import jax
+    from tqdm import tqdm
+
+    from mazeagent.ppo.checkpoint import save_checkpoint
+    from mazeagent.ppo.evaluate import make_evaluator
+
+    config = trainer.config
     batch = config.batch_size
-    logger = RunLogger(out_dir, config, resume_step=start * batch if existing else None)
     update = jax.jit(trainer.update)
     evaluate = make_evaluator(config)
     eval_key = jax.random.fold_in(key, 1)
-    stop = _SignalFlag()
-    saved_at = start if existing else -1
+    saved_at = start if resumed else -1
 
     def save(s: Any, u: int) -> None:
         nonlocal saved_at
@@ -80,49 +95,44 @@ def run(config: PPOConfig, out_dir: str | Path, resume: bool = False, progress: 
 
     bar = tqdm(total=config.num_updates * batch, initial=start * batch, unit="step", unit_scale=True,
                dynamic_ncols=True, disable=not progress, desc="train", file=sys.stderr)
-    code = 0
-    try:
-        with stop:
-            for u in range(start, config.num_updates):
-                if stop.signum:
-                    break
-                t0 = time.perf_counter()
-                new_state, stats = update(state)
-                stats = {k: float(v) for k, v in jax.device_get(stats).items()}
-                bad = [k for k in ("loss", "grad_norm") if not math.isfinite(stats[k])]
-                if bad:
-                    save(state, u)
-                    print(f"mazeagent train: update {u + 1} produced a non-finite {' and '.join(bad)} "
-                          f"({', '.join(f'{k}={stats[k]}' for k in bad)}); stopped. The last good state (update "
-                          f"{u}) is checkpointed in {ckpt_root}. Lower lr or max_grad_norm and --resume, or "
-                          f"start again.", file=sys.stderr)
-                    code = EXIT_NONFINITE
-                    break
-                state = new_state
-                done = u + 1
-                row = {"step": done * batch, "update": done}
-                row.update({f"train/{k}": v for k, v in stats.items()
-                            if k not in ("episodes", "episode_return", "episode_length", "cheese_rate")})
-                row.update({f"rollout/{k}": stats[k] for k in ("episodes", "episode_return", "episode_length",
-                                                               "cheese_rate")})
-                if done == config.num_updates or (config.eval_every and done % config.eval_every == 0):
-                    row.update(evaluate(state.params, jax.random.fold_in(eval_key, done)))
-                row["perf/steps_per_s"] = batch / (time.perf_counter() - t0)
-                logger.log(row)
-                bar.update(batch)
-                bar.set_postfix(cheese=f"{stats['cheese_rate']:.2f}", loss=f"{stats['loss']:.3f}")
-                if done % config.checkpoint_every == 0 or done == config.num_updates:
-                    save(state, done)
-            if code == 0 and stop.signum:
-                save(state, int(np.asarray(state.update)))
-                print(f"mazeagent train: got {signal.Signals(stop.signum).name}; checkpointed update "
-                      f"{int(np.asarray(state.update))} in {ckpt_root}; rerun with --resume to continue.",
+    code, done = 0, start
+    with bar:
+        for u in range(start, config.num_updates):
+            if stop.signum:
+                break
+            t0 = time.perf_counter()
+            new_state, stats = update(state)
+            stats = {k: float(v) for k, v in jax.device_get(stats).items()}
+            bad = [k for k in ("loss", "grad_norm") if not math.isfinite(stats[k])]
+            if bad:
+                save(state, u)
+                print(f"mazeagent train: update {u + 1} produced a non-finite {' and '.join(bad)} "
+                      f"({', '.join(f'{k}={stats[k]}' for k in bad)}); stopped. The last good state (update {u}) "
+                      f"is checkpointed in {ckpt_root}. Lower lr or max_grad_norm and --resume, or start again.",
                       file=sys.stderr)
-                code = 128 + stop.signum
-    finally:
-        bar.close()
-        logger.close(exit_code=code)
+                code = EXIT_NONFINITE
+                break
+            state, done = new_state, u + 1
+            row = {"step": done * batch, "update": done}
+            row.update({f"{'rollout' if k in _ROLLOUT_KEYS else 'train'}/{k}": v for k, v in stats.items()})
+            if done == config.num_updates or (config.eval_every and done % config.eval_every == 0):
+                row.update(evaluate(state.params, jax.random.fold_in(eval_key, done)))
+            row["perf/steps_per_s"] = batch / (time.perf_counter() - t0)
+            logger.log(row)
+            bar.update(batch)
+            bar.set_postfix(cheese=f"{stats['cheese_rate']:.2f}", loss=f"{stats['loss']:.3f}")
+            if done % config.checkpoint_every == 0 or done == config.num_updates:
+                save(state, done)
+    if code == 0 and stop.signum and done < config.num_updates:
+        save(state, done)
+        print(f"mazeagent train: got {signal.Signals(stop.signum).name}; checkpointed update {done} in "
+              f"{ckpt_root}; rerun with --resume to continue.", file=sys.stderr)
+        code = 128 + stop.signum
+    logger.close(exit_code=code)
     return code
+
+
+_ROLLOUT_KEYS = frozenset({"episodes", "episode_return", "episode_length", "cheese_rate"})
 
 
 def check_resumable(saved: PPOConfig, requested: PPOConfig, path: Path) -> None:

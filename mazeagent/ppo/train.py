@@ -15,8 +15,11 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import struct
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from mazeagent.ppo.config import PPOConfig
 
@@ -80,6 +83,30 @@ class Trainer:
     net: Any
     env: Any
     optimizer: optax.GradientTransformation
+    mesh: Mesh | None = None  # several devices: envs and minibatch samples split over axis "data"
+
+    # ---- data parallelism ---------------------------------------------------------------------------------------
+    def shardings(self, state: RunnerState) -> Any:
+        """Per-leaf placement: per-env leaves split over the mesh, everything else (params, Adam, RNG) replicated.
+        Gradients are then averaged by XLA's all-reduce: the same program as on one device, only split."""
+        rep, split = NamedSharding(self.mesh, P()), NamedSharding(self.mesh, P("data"))
+        n = self.config.num_envs
+
+        def per_env(tree: Any) -> Any:
+            return jax.tree_util.tree_map(lambda x: split if x.ndim and x.shape[0] == n else rep, tree)
+
+        replicated = jax.tree_util.tree_map(lambda _: rep, state)
+        return replicated.replace(env_state=per_env(state.env_state), obs=split, ep_return=split, ep_length=split,
+                                  reward_norm=replicated.reward_norm.replace(ret=split))
+
+    def place(self, state: RunnerState) -> RunnerState:
+        """Put a state (fresh or restored) on the devices; a no-op on one device."""
+        return state if self.mesh is None else jax.device_put(state, self.shardings(state))
+
+    def _constrain(self, x: Any, spec: P) -> Any:
+        if self.mesh is None:
+            return x
+        return jax.tree_util.tree_map(lambda a: jax.lax.with_sharding_constraint(a, NamedSharding(self.mesh, spec)), x)
 
     # ---- state ------------------------------------------------------------------------------------------------
     def init(self, key: jax.Array) -> RunnerState:
@@ -169,7 +196,7 @@ class Trainer:
             perm = jax.random.permutation(key, cfg.batch_size)
             mbs = jax.tree_util.tree_map(
                 lambda x: x[perm].reshape((cfg.num_minibatches, cfg.minibatch_size) + x.shape[1:]), flat)
-            return jax.lax.scan(minibatch, carry, mbs)
+            return jax.lax.scan(minibatch, carry, self._constrain(mbs, P(None, "data")))
 
         rng, k_epochs = jax.random.split(state.rng)
         (params, opt_state), aux = jax.lax.scan(epoch, (state.params, state.opt_state),
@@ -187,6 +214,8 @@ class Trainer:
         state, traj, last_value = self.rollout(state)
         state, stats = self.learn(state, traj, last_value)
         stats.update(episode_stats(traj))
+        if self.mesh is not None:
+            state = jax.tree_util.tree_map(jax.lax.with_sharding_constraint, state, self.shardings(state))
         return state, stats
 
     def train(self, key: jax.Array) -> tuple[RunnerState, dict[str, jax.Array]]:
@@ -239,11 +268,22 @@ def make_optimizer(config: PPOConfig) -> optax.GradientTransformation:
                                   eps=config.adam_eps))
 
 
-def make_train(config: PPOConfig) -> Trainer:
-    """Validate ``config`` (ValueError before anything compiles) and build the trainer's pure functions."""
+def make_train(config: PPOConfig, devices: list | None = None) -> Trainer:
+    """Validate ``config`` (ValueError before anything compiles) and build the trainer's pure functions.
+
+    ``devices`` (default: all visible) > 1 makes the update data-parallel over them; ``num_envs`` and the
+    minibatch size must then divide evenly."""
     from mazeagent.nets import ImpalaCNN
 
     config.validate()
+    devices = list(jax.devices() if devices is None else devices)
+    mesh = None
+    if len(devices) > 1:
+        k = len(devices)
+        if config.num_envs % k or config.minibatch_size % k:
+            raise ValueError(f"with {k} devices, num_envs ({config.num_envs}) and the minibatch size "
+                             f"({config.minibatch_size}) must be multiples of {k}")
+        mesh = Mesh(np.array(devices), ("data",))
     env = make_env(config)
     net = ImpalaCNN(scale=config.net_scale)
-    return Trainer(config=config, net=net, env=env, optimizer=make_optimizer(config))
+    return Trainer(config=config, net=net, env=env, optimizer=make_optimizer(config), mesh=mesh)

@@ -18,8 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from mazeagent.maze.edit import check_connectivity
 from mazeagent.maze.level import CHEESE, SPACE, WALL, Level, Square
-from mazeagent.procgen.state import (DISTRIBUTION_MODES, N_BACKGROUNDS, WORLD_DIMS, InvalidStateError, MazeState,
+from mazeagent.procgen.state import (DISTRIBUTION_MODES, N_BACKGROUNDS, WORLD_DIMS, MazeState,
                                      parse_state, serialize_state)
 
 GAME_NAME = "maze"
@@ -74,30 +75,16 @@ def grid_from_level(level: Level, world_dim: int) -> np.ndarray:
     return world
 
 
-def check_connectivity(level: Level, simply_connected: bool = False) -> None:
-    """Raise ValueError unless every open square is reachable from the mouse (and, with ``simply_connected``,
-    the open squares form a tree -- no loops -- as in every procgen maze)."""
-    from scipy import ndimage
-
-    open_ = ~level.walls
-    labels, _ = ndimage.label(open_)  # 4-connectivity
-    unreachable = int((open_ & (labels != labels[level.mouse])).sum())
-    if unreachable:
-        raise ValueError(f"maze is disconnected: {unreachable} open square(s) cannot be reached from the mouse "
-                         f"at {level.mouse}")
-    if simply_connected:
-        links = int((open_[1:, :] & open_[:-1, :]).sum() + (open_[:, 1:] & open_[:, :-1]).sum())
-        if links != int(open_.sum()) - 1:
-            raise ValueError(f"maze is not simply connected: it has {links - int(open_.sum()) + 1} loop(s) "
-                             "(open squares do not form a tree)")
-
-
 class _RegionCheese:
     """procgenAISC ``maze_aisc`` cheese squares by level seed, from our JAX generator; bounded LRU cache.
 
-    Calls the generator in fixed chunks of 8 so it compiles once per (mode, rand_region), and keeps the packed wall
-    mask of each level to check that the generator and procgen agree on the maze before moving any cheese.
+    Why the care: one generator call costs ~10 ms whatever its size (8 levels per compiled chunk), more than a whole
+    procgen step. So levels are generated ahead: each call is filled up with the seeds the envs will play next
+    (procgen's seed streams are predictable, spec §1.1), and most new episodes are cache hits. The packed wall mask
+    of each level is kept to check that generator and procgen agree on the maze before any cheese is moved.
     """
+
+    CHUNK = 8
 
     def __init__(self, rand_region: int, distribution_mode: str, max_size: int = 1 << 16):
         from mazeagent.env.levelgen import check_rand_region
@@ -105,18 +92,25 @@ class _RegionCheese:
         self.rand_region = check_rand_region(rand_region)
         self.distribution_mode = distribution_mode
         self.max_size = max_size
+        self.generated = 0  # levels generated so far (tests and benchmarks read it)
         self._cache: OrderedDict[int, tuple[Square | None, bytes]] = OrderedDict()
 
-    def lookup(self, seeds: list[int]) -> list[tuple[Square | None, bytes]]:
+    def lookup(self, seeds: list[int], ahead: list[int] = ()) -> list[tuple[Square | None, bytes]]:
+        """Cheese and packed walls for ``seeds``; ``ahead`` are seeds worth generating in the same call."""
         from mazeagent.env.levelgen import generate_batch
 
-        missing = sorted({s for s in seeds if s not in self._cache})
-        if missing:
-            gen = generate_batch(np.asarray(missing, np.int64), rand_region=self.rand_region,
-                                 distribution_mode=self.distribution_mode, chunk=8)
-            for k, seed in enumerate(missing):
+        need = list(dict.fromkeys(s for s in seeds if s not in self._cache))
+        more = [s for s in dict.fromkeys(ahead) if s not in self._cache and s not in need]
+        c = self.CHUNK
+        take = max(-(-len(need) // c) * c, (len(need) + len(more)) // c * c)  # whole chunks, every needed seed
+        todo = (need + more)[:take]
+        if todo:
+            gen = generate_batch(np.asarray(todo, np.int64), rand_region=self.rand_region,
+                                 distribution_mode=self.distribution_mode, chunk=c)
+            for k, seed in enumerate(todo):
                 cheese = None if gen.cheese[k, 0] < 0 else (int(gen.cheese[k, 0]), int(gen.cheese[k, 1]))
                 self._cache[seed] = (cheese, np.packbits(gen.grid[k] == WALL).tobytes())
+            self.generated += len(todo)
         out = []
         for s in seeds:
             self._cache.move_to_end(s)
@@ -130,7 +124,9 @@ class ProcgenMaze:
     """``num_envs`` real procgen maze envs (``ProcgenGym3Env(env_name="maze")``) with level read/write.
 
     gym3-style: :meth:`act` then :meth:`observe` (procgen auto-resets inside ``act``); :meth:`step` does both.
-    Pass ``seed`` explicitly: it is procgen's ``rand_seed``, which fixes every env's level-seed sequence (spec §1.1).
+    ``seed`` is procgen's ``rand_seed``: it fixes every env's level-seed sequence (spec §1.1), so same seed, same
+    levels. ``self.env`` is the raw ``ProcgenGym3Env``; step through this class, or ``rand_region`` edits are missed.
+    ``num_threads=0`` (inline stepping) is procgen's fastest setting on a 1-2 core share (spec §6).
     """
 
     def __init__(self, num_envs: int, seed: int, *, distribution_mode: str = "hard", rand_region: int | None = None,
@@ -149,14 +145,18 @@ class ProcgenMaze:
                 raise ValueError(f"{name} must be an int >= 0, got {v!r}")
         self.num_envs, self.seed, self.distribution_mode = int(num_envs), int(seed), distribution_mode
         self.world_dim = WORLD_DIMS[DISTRIBUTION_MODES[distribution_mode]]
-        self.rand_region = rand_region
         self._region = None if rand_region is None else _RegionCheese(rand_region, distribution_mode)
+        self.rand_region = None if self._region is None else self._region.rand_region  # validated
         self.env = ProcgenGym3Env(num=self.num_envs, env_name=GAME_NAME, distribution_mode=distribution_mode,
                                   rand_seed=self.seed, num_levels=num_levels, start_level=start_level,
                                   use_backgrounds=use_backgrounds, num_threads=num_threads)
         self._buf = self.env._ffi.new(f"char[{MAX_STATE_SIZE}]")
+        self._seed_stream = dict(rand_seed=self.seed, num_envs=self.num_envs, num_levels=int(num_levels),
+                                 start_level=int(start_level))
+        self._levels_started = np.zeros(self.num_envs, np.int64)  # k of each env's current level (for look-ahead)
+        self._upcoming = np.zeros((self.num_envs, 0), np.int64)
         if self._region is not None:
-            self._apply_rand_region(np.arange(self.num_envs))
+            self._apply_rand_region(np.arange(self.num_envs), initial=True)
 
     # ------------------------------------------------------------------ stepping
     def act(self, actions: np.ndarray) -> None:
@@ -228,17 +228,19 @@ class ProcgenMaze:
                             reflected=st.reflected, time=st.time, distribution_mode=st.distribution_mode)
 
     def write_level(self, i: int, level: Level, *, background: int | None = None, reflected: bool | None = None,
-                    time: int | None = None, connected: bool = False, simply_connected: bool = False) -> None:
+                    time: int | None = None, require_connected: bool = False,
+                    require_simply_connected: bool = False) -> None:
         """Make env ``i`` play ``level`` from now on (walls, mouse, cheese; optionally background, facing, clock).
 
         Everything else (level seed, rng streams, episode flags) is kept, so the env's next level is unchanged.
-        ``connected``/``simply_connected`` reject mazes with unreachable squares / loops (ValueError).
+        ``require_connected``/``require_simply_connected`` reject mazes with unreachable squares / loops
+        (:func:`mazeagent.maze.edit.check_connectivity`). Build edited levels with :mod:`mazeagent.maze.edit`.
         """
         i = self._check_index(i)
         if not isinstance(level, Level):
             raise ValueError(f"level must be a mazeagent Level, got {type(level).__name__}")
-        if connected or simply_connected:
-            check_connectivity(level, simply_connected=simply_connected)
+        check_connectivity(level, require_connected=require_connected,
+                           require_simply_connected=require_simply_connected)
         st = self.get_state(i)
         st.grid = grid_from_level(level, self.world_dim)
         st.fields["maze_dim"] = level.size
@@ -258,10 +260,12 @@ class ProcgenMaze:
         self.set_state(i, st)
 
     # ------------------------------------------------------------------ rand_region
-    def _apply_rand_region(self, envs: np.ndarray) -> None:
+    def _apply_rand_region(self, envs: np.ndarray, initial: bool = False) -> None:
         """Move the cheese of the levels just started in ``envs`` to procgenAISC's square (spec §4.3)."""
+        if not initial:
+            self._levels_started[envs] += 1
         states = [self.get_state(int(i)) for i in envs]
-        found = self._region.lookup([st.level_seed for st in states])
+        found = self._region.lookup([st.level_seed for st in states], ahead=self._next_seeds())
         for i, st, (cheese, walls) in zip(envs, states, found):
             if np.packbits(st.grid == WALL).tobytes() != walls:
                 raise RuntimeError(f"level generator disagrees with procgen on the maze of level seed "
@@ -270,6 +274,15 @@ class ProcgenMaze:
             if cheese is not None:
                 st.grid[cheese] = CHEESE
             self.set_state(int(i), st)
+
+    def _next_seeds(self) -> list[int]:
+        """The level seed each env will play next, if nothing reloads an old state (a guess only used to prefetch)."""
+        from mazeagent.env.levelgen import procgen_level_seeds
+
+        k = self._levels_started + 1
+        if k.max() >= self._upcoming.shape[1]:
+            self._upcoming = procgen_level_seeds(**self._seed_stream, num_resets=max(16, 2 * int(k.max())))
+        return self._upcoming[np.arange(self.num_envs), k].tolist()
 
     def close(self) -> None:
         self.env.close()

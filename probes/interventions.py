@@ -1,0 +1,269 @@
+"""Composable activation interventions, as pytrees, for ``run_with_hooks`` and for rollouts.
+
+Every intervention is a ``flax.struct`` dataclass with ``__call__(x) -> x`` on an NHWC activation ``(B, H, W, C)``
+(or a vector layer ``(B, D)``). Because they are pytrees, a hooks dict ``{hook_name: intervention}`` is an ordinary
+*argument* of the jitted forward pass (:func:`hooked_apply`): a new steering vector, channel subset or clamp target
+reuses the compiled function instead of recompiling, which is what makes sweeps over coefficients, mazes and targets
+cheap. Parameters may carry a leading batch axis aligned with the observations (one vector / mask per example), so
+per-maze patches evaluate in one call.
+
+Channel indices are the published ones (NCHW channel ``c`` is NHWC ``[..., c]``, see :mod:`mazeagent.nets.hooks`).
+"""
+from __future__ import annotations
+
+import functools
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+
+from mazeagent.nets.hooks import check_names, hook_shapes, run_with_hooks
+
+
+@struct.dataclass
+class Identity:
+    """Changes nothing (a control, and the unit of :class:`Compose`)."""
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return x
+
+
+@struct.dataclass
+class AddVector:
+    """``x + coeff * vector``; ``vector`` is one activation ``(H, W, C)`` or per-example ``(B, H, W, C)``."""
+
+    vector: jax.Array
+    coeff: jax.Array = 1.0
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return x + jnp.asarray(self.coeff, x.dtype) * jnp.asarray(self.vector, x.dtype)
+
+
+@struct.dataclass
+class SetMasked:
+    """``where(mask, values, x)``: zero / mean / resample ablation of channel subsets and clamps are all this.
+
+    ``mask`` and ``values`` broadcast against ``x`` (e.g. ``(H, W, C)``, or ``(B, H, W, C)`` per example).
+    """
+
+    mask: jax.Array
+    values: jax.Array
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return jnp.where(self.mask, jnp.asarray(self.values, x.dtype), x)
+
+    @property
+    def edited_fraction(self) -> float:
+        """Share of one example's activation entries this edit overwrites (ME6's budget)."""
+        m = np.asarray(self.mask)
+        return float(m.reshape(-1, *m.shape[-3:]).mean()) if m.ndim >= 3 else float(m.mean())
+
+
+@struct.dataclass
+class Multiply:
+    """Scale channels: positive values by ``pos``, negative by ``neg`` (per channel ``(C,)``; 1 = unchanged)."""
+
+    pos: jax.Array
+    neg: jax.Array
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return x * jnp.where(x > 0, self.pos, self.neg).astype(x.dtype)
+
+
+@struct.dataclass
+class Compose:
+    """Apply ``parts`` in order (the composition of patches on one layer)."""
+
+    parts: tuple
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        for p in self.parts:
+            x = p(x)
+        return x
+
+
+# ---------------------------------------------------------------------------------------------- constructors
+
+def _channel_mask(channels, shape: tuple[int, ...]) -> np.ndarray:
+    channels = np.atleast_1d(np.asarray(channels, dtype=np.int64))
+    c = shape[-1]
+    if channels.size and (channels.min() < 0 or channels.max() >= c):
+        raise ValueError(f"channel indices must be in [0, {c}), got {channels.tolist()}")
+    mask = np.zeros(shape, bool)
+    mask[..., channels] = True
+    return mask
+
+
+def zero_ablation(channels, shape: tuple[int, ...]) -> SetMasked:
+    """Set ``channels`` to 0 everywhere; ``shape`` is one example's activation shape (see ``hook_shapes``)."""
+    return SetMasked(jnp.asarray(_channel_mask(channels, shape)), jnp.zeros(shape, jnp.float32))
+
+
+def mean_ablation(channels, acts: np.ndarray) -> SetMasked:
+    """Set ``channels`` to their mean over a reference batch ``acts`` (N, H, W, C), per position."""
+    acts = np.asarray(acts, np.float32)
+    return SetMasked(jnp.asarray(_channel_mask(channels, acts.shape[1:])), jnp.asarray(acts.mean(axis=0)))
+
+
+def resample_ablation(channels, donor: np.ndarray) -> SetMasked:
+    """Replace ``channels`` by a donor's activations (``(H, W, C)``, or ``(B, H, W, C)`` one donor per example)."""
+    donor = np.asarray(donor, np.float32)
+    return SetMasked(jnp.asarray(_channel_mask(channels, donor.shape)), jnp.asarray(donor))
+
+
+def multiply(channels, num_channels: int, pos: float = 1.0, neg: float | None = None) -> Multiply:
+    """Multiply ``channels`` by ``pos`` where positive and ``neg`` (default ``pos``) where negative."""
+    sel = _channel_mask(channels, (num_channels,))
+    neg = pos if neg is None else neg
+    return Multiply(jnp.asarray(np.where(sel, pos, 1.0), jnp.float32), jnp.asarray(np.where(sel, neg, 1.0), jnp.float32))
+
+
+def clamp(channels, cells, value: float, shape: tuple[int, ...], fill: float | None = None) -> SetMasked:
+    """Set ``channels`` at activation cells ``cells`` ((K, 2) image-order (row, col), or one pair) to ``value``;
+    with ``fill``, the rest of those channels is set to ``fill`` (the published "smoothed" variant, e.g. -0.2)."""
+    h, w, _ = shape
+    cells = np.atleast_2d(np.asarray(cells, dtype=np.int64))
+    if cells.shape[-1] != 2 or (cells < 0).any() or (cells[:, 0] >= h).any() or (cells[:, 1] >= w).any():
+        raise ValueError(f"cells must be (row, col) pairs inside the {h}x{w} map, got {cells.tolist()}")
+    ch = _channel_mask(channels, shape)
+    at = np.zeros(shape, bool)
+    at[cells[:, 0], cells[:, 1]] = True
+    at &= ch
+    if fill is None:
+        return SetMasked(jnp.asarray(at), jnp.full(shape, value, jnp.float32))
+    return SetMasked(jnp.asarray(ch), jnp.asarray(np.where(at, value, fill), jnp.float32))
+
+
+def budget_mask(order: np.ndarray, cell: tuple[int, int], n_entries: int, shape: tuple[int, ...]) -> np.ndarray:
+    """The ``n_entries`` activation entries nearest a target: channels in ``order`` (best first) at ``cell``, then the
+    same channels at cells of growing Chebyshev rings around it. Used to edit a fixed fraction of activations."""
+    h, w, c = shape
+    if not 1 <= n_entries <= h * w * c:
+        raise ValueError(f"n_entries must be in [1, {h * w * c}], got {n_entries}")
+    rr, cc = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+    ring = np.maximum(abs(rr - cell[0]), abs(cc - cell[1])).ravel()
+    cells = np.argsort(ring, kind="stable")
+    order = np.concatenate([np.asarray(order, np.int64), np.setdiff1d(np.arange(c), order)])
+    mask = np.zeros((h * w, c), bool)
+    # entries ranked by (ring, channel rank), so small budgets stay at the target cell
+    rank = ring[cells][:, None] * c + np.arange(c)[None, :]
+    flat = np.argsort(rank.ravel(), kind="stable")[:n_entries]
+    mask[cells[flat // c], order[flat % c]] = True
+    return mask.reshape(h, w, c)
+
+
+def compose_hooks(*hook_dicts: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge hook dicts; interventions on the same layer run in the given order."""
+    out: dict[str, Any] = {}
+    for d in hook_dicts:
+        for name, fn in d.items():
+            check_names([name])
+            out[name] = Compose((out[name], fn)) if name in out else fn
+    return out
+
+
+def add_everywhere(vectors: Mapping[str, Any], coeff: float) -> dict[str, AddVector]:
+    """``coeff * vector`` added at every given layer (the published "all layers, coeff -0.05" cheese-vector variant)."""
+    return {name: AddVector(jnp.asarray(v), jnp.float32(coeff)) for name, v in vectors.items()}
+
+
+def random_like(vector: np.ndarray, seed: int) -> np.ndarray:
+    """Control: a Gaussian vector with the same shape and L2 norm as ``vector``."""
+    v = np.asarray(vector, np.float32)
+    r = np.random.default_rng(seed).standard_normal(v.shape).astype(np.float32)
+    return r * (np.linalg.norm(v) / max(np.linalg.norm(r), 1e-12))
+
+
+def random_channels(exclude, num_channels: int, k: int, seed: int) -> np.ndarray:
+    """Control: ``k`` channels drawn without replacement from those not in ``exclude``."""
+    pool = np.setdiff1d(np.arange(num_channels), np.asarray(exclude, np.int64))
+    if k > len(pool):
+        raise ValueError(f"cannot draw {k} control channels from the {len(pool)} left after excluding {len(exclude)}")
+    return np.sort(np.random.default_rng(seed).choice(pool, size=k, replace=False))
+
+
+def resample_donors(cheese: np.ndarray, same: bool, seed: int = 0) -> np.ndarray:
+    """For each maze, a donor maze index whose cheese square is the same (``same=True``) or different, never
+    itself; -1 when no maze qualifies. ``cheese``: (N, 2) squares in any one convention."""
+    cheese = np.asarray(cheese)
+    rng = np.random.default_rng(seed)
+    eq = (cheese[:, None, :] == cheese[None, :, :]).all(-1)
+    ok = eq if same else ~eq
+    np.fill_diagonal(ok, False)
+    donors = np.full(len(cheese), -1, np.int64)
+    for i in range(len(cheese)):
+        cand = np.nonzero(ok[i])[0]
+        if len(cand):
+            donors[i] = rng.choice(cand)
+    return donors
+
+
+# --------------------------------------------------------------------------------------------- forward passes
+
+@functools.lru_cache(maxsize=None)
+def _jitted(net: Any):
+    return jax.jit(lambda params, obs, hooks: run_with_hooks(net, params, obs, hooks))
+
+
+def hooked_apply(net: Any, params: Any, obs: jax.Array, hooks: Mapping[str, Any] | None = None
+                 ) -> tuple[jax.Array, jax.Array]:
+    """``(logits, value)`` with interventions applied; compiled once per net and hooks *structure*."""
+    hooks = dict(hooks or {})
+    check_names(hooks)
+    return _jitted(net)(params, obs, hooks)
+
+
+def layer_shape(net: Any, name: str) -> tuple[int, ...]:
+    """One example's NHWC shape at hook ``name`` for this net."""
+    check_names([name])
+    return hook_shapes(net.scale)[name]
+
+
+@struct.dataclass
+class HookedPolicy:
+    """A network with fixed interventions as a rollout policy (``policy(obs, key) -> logits``)."""
+
+    net: Any = struct.field(pytree_node=False)
+    params: Any
+    hooks: dict
+
+    def __call__(self, obs: jax.Array, key: jax.Array) -> jax.Array:
+        return hooked_apply(self.net, self.params, obs, self.hooks)[0]
+
+    def logits_value(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
+        return hooked_apply(self.net, self.params, obs, self.hooks)
+
+
+def per_maze_policy(net: Any, params: Any, mazes: Any, hooks_by_maze: Mapping[str, Any]) -> Any:
+    """A rollout policy whose interventions differ per maze (a per-maze cheese vector, a clamp at each maze's
+    target). Every leaf of ``hooks_by_maze`` has a leading axis of ``len(mazes)``.
+
+    The rollout engine hands policies only frames or level state, not maze indices, so this is a
+    :class:`experiments.rollouts.StatePolicy` that recognises its maze from (walls, cheese) and renders the frame
+    itself; mazes must therefore be distinct.
+    """
+    from experiments.rollouts import StatePolicy, _bucket
+    from probes.dataset import observations
+
+    walls, cheese = mazes.batch.walls, mazes.batch.cheese
+    index = {walls[i].tobytes() + cheese[i].tobytes(): i for i in range(len(mazes))}
+    if len(index) != len(mazes):
+        raise ValueError("per-maze interventions need distinct mazes (two mazes share walls and cheese); "
+                         "run duplicates in separate rollouts")
+    for leaf in jax.tree.leaves(hooks_by_maze):
+        if np.shape(leaf)[:1] != (len(mazes),):
+            raise ValueError(f"every leaf of hooks_by_maze needs a leading axis of {len(mazes)} mazes, "
+                             f"got shape {np.shape(leaf)}")
+
+    def fn(batch: Any, reflected: np.ndarray, key: jax.Array) -> np.ndarray:
+        rows = np.array([index[batch.walls[j].tobytes() + batch.cheese[j].tobytes()] for j in range(len(batch))])
+        k = len(rows)
+        pad = _bucket(k, 1 << 30) - k
+        rows_p = np.pad(rows, (0, pad))
+        obs = observations(mazes, rows_p, np.pad(batch.mouse, ((0, pad), (0, 0))), np.pad(reflected, (0, pad)))
+        hooks = jax.tree.map(lambda a: jnp.asarray(a)[rows_p], dict(hooks_by_maze))
+        return np.asarray(hooked_apply(net, params, obs, hooks)[0])[:k]
+
+    return StatePolicy(fn)

@@ -1,0 +1,125 @@
+"""Policy vector fields: the 5-way action distribution with the mouse on every open square of a maze, in one
+batched forward pass (procgen-tools ``vector_field`` rendered one env per square; here it is one jitted call).
+
+A field's ``probs`` are ordered (left, down, up, right, noop) as :data:`mazeagent.nets.GROUP_NAMES`; its arrow at a
+square is ``(x, y) = (p_right - p_left, p_up - p_down)`` with y pointing up, as the published quiver plots.
+The mouse faces left (its pose at the start of an episode), the cheese square itself is not a mouse position.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import numpy as np
+
+from mazeagent.maze.level import CHEESE, WORLD
+from mazeagent.nets.actions import group_probs
+from probes.dataset import observations
+from probes.interventions import hooked_apply
+
+
+@dataclass(frozen=True)
+class VectorField:
+    """``squares`` (N, 2) world squares of maze ``maze``; ``probs`` (N, 5) grouped action probabilities."""
+
+    maze: int
+    squares: np.ndarray
+    probs: np.ndarray
+
+    @property
+    def arrows(self) -> np.ndarray:
+        """(N, 2) net arrow (x right, y up)."""
+        p = self.probs
+        return np.stack([p[:, 3] - p[:, 0], p[:, 2] - p[:, 1]], axis=1)
+
+    def at(self, square) -> np.ndarray:
+        """The 5 probabilities at one world square."""
+        hit = np.nonzero((self.squares == np.asarray(square)).all(1))[0]
+        if not len(hit):
+            raise ValueError(f"square {tuple(square)} is not an open mouse position of maze {self.maze}")
+        return self.probs[hit[0]]
+
+
+def open_squares(mazes: Any, i: int) -> np.ndarray:
+    """World squares the mouse can stand on in maze ``i`` (open, not the cheese), row-major."""
+    free = ~mazes.batch.walls[i] & (mazes.grid[i] != CHEESE)
+    return np.argwhere(free).astype(np.int32)
+
+
+def field_probs(net: Any, params: Any, mazes: Any, idx: np.ndarray, squares: np.ndarray,
+                hooks: Mapping[str, Any] | None = None, max_batch: int = 1024) -> np.ndarray:
+    """(N, 5) grouped probabilities with the mouse of maze ``idx[k]`` on ``squares[k]``, facing left."""
+    idx, squares = np.asarray(idx), np.asarray(squares)
+    out = []
+    for s in range(0, len(idx), max_batch):
+        k = len(idx[s:s + max_batch])
+        size = min(max_batch, max(16, 1 << (k - 1).bit_length()))  # few compiled shapes
+        pad = size - k
+        obs = observations(mazes, np.pad(idx[s:s + max_batch], (0, pad)),
+                           np.pad(squares[s:s + max_batch], ((0, pad), (0, 0))))
+        logits, _ = hooked_apply(net, params, obs, hooks)
+        out.append(np.asarray(group_probs(logits))[:k])
+    return np.concatenate(out) if out else np.zeros((0, 5), np.float32)
+
+
+def vector_field(net: Any, params: Any, mazes: Any, i: int, hooks: Mapping[str, Any] | None = None) -> VectorField:
+    """The field of maze ``i``, optionally under interventions ``hooks`` (see :mod:`probes.interventions`)."""
+    sq = open_squares(mazes, i)
+    return VectorField(i, sq, field_probs(net, params, mazes, np.full(len(sq), i), sq, hooks))
+
+
+def diff(patched: VectorField, original: VectorField) -> VectorField:
+    """``patched - original`` on the squares both share (a cheese/no-cheese pair differs by the cheese square)."""
+    common = {tuple(s): k for k, s in enumerate(original.squares)}
+    keep = [k for k, s in enumerate(patched.squares) if tuple(s) in common]
+    base = np.array([common[tuple(patched.squares[k])] for k in keep], np.int64)
+    return VectorField(patched.maze, patched.squares[keep], patched.probs[keep] - original.probs[base])
+
+
+def total_variation(a: VectorField, b: VectorField) -> float:
+    """Mean total-variation distance between two fields' action distributions over shared squares (unlike the
+    published Frobenius-norm "TV", this counts noop changes too)."""
+    d = diff(a, b)
+    return float(0.5 * np.abs(d.probs).sum(1).mean()) if len(d.squares) else 0.0
+
+
+def plot(vf: VectorField, mazes: Any, ax: Any = None, title: str = "", color: str = "red") -> Any:
+    """Quiver plot of a field over the maze (walls dark, cheese yellow), y up as in the published figures."""
+    import matplotlib.pyplot as plt
+
+    ax = ax or plt.subplots(figsize=(5, 5))[1]
+    walls = mazes.batch.walls[vf.maze]
+    img = np.where(walls, 0.2, 1.0)[..., None].repeat(3, -1)
+    if mazes.cheese[vf.maze, 0] >= 0:
+        img[tuple(mazes.cheese[vf.maze])] = (1.0, 0.85, 0.0)
+    ax.imshow(img, origin="lower", interpolation="nearest")
+    a = vf.arrows
+    ax.quiver(vf.squares[:, 1], vf.squares[:, 0], a[:, 0], a[:, 1], color=color, angles="xy", scale_units="xy",
+              scale=1.0, width=0.004)
+    m = (WORLD - int(mazes.size[vf.maze])) // 2
+    ax.set_xlim(m - 0.5, WORLD - m - 0.5)
+    ax.set_ylim(m - 0.5, WORLD - m - 0.5)
+    ax.set_xticks([]), ax.set_yticks([])
+    ax.set_title(title)
+    return ax
+
+
+def plot_comparison(original: VectorField, patched: VectorField, mazes: Any, path: str, title: str = "") -> None:
+    """Original, patched and patched − original fields side by side, saved as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.5))
+    plot(original, mazes, axes[0], "original")
+    plot(patched, mazes, axes[1], "patched")
+    plot(diff(patched, original), mazes, axes[2], "patched − original", color="blue")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+__all__ = ["VectorField", "open_squares", "field_probs", "vector_field", "diff", "total_variation", "plot",
+           "plot_comparison"]

@@ -1,0 +1,8 @@
+"""Test-session settings: one XLA compilation cache shared by this run's processes (CLI subprocesses reuse the
+level generator / env compilations instead of recompiling), fresh per run so nothing stale leaks in."""
+import os
+import tempfile
+
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="mazeagent-jax-cache-"))
+os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("MPLBACKEND", "Agg")
