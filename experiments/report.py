@@ -130,7 +130,7 @@ class Report:
         brier = res["brier"]
         brier_text = (f"Mean Brier score of the resolved credences: {fmt(brier['mean'])} over {fmt(brier['n_resolved'])}"
                       f" of {fmt(brier['n_with_credence'])} predictions with a credence.")
-        meta_rows = [[k, fmt(v)] for k, v in res["meta"].items()]
+        meta_rows = [[k, fmt(v)] for k, v in flatten_items(res["meta"])]
         paths["markdown"].write_text(_markdown(self.title, meta_rows, score, brier_text, self.sections))
         paths["html"].write_text(_html(self.title, meta_rows, score, brier_text, self.sections))
         if wandb_mode != "disabled":
@@ -221,6 +221,15 @@ def _jsonable(x: Any) -> Any:
     if x is None or isinstance(x, str):
         return x
     return str(x)
+
+
+def flatten_items(d: dict, prefix: str = "") -> list[tuple[str, Any]]:
+    """Nested dict → [("a.b", leaf), ...] for the settings table."""
+    out: list[tuple[str, Any]] = []
+    for k, v in d.items():
+        name = f"{prefix}.{k}" if prefix else str(k)
+        out += flatten_items(v, name) if isinstance(v, dict) else [(name, v)]
+    return out
 
 
 def flatten_numbers(d: Any, prefix: str = "") -> dict[str, float]:

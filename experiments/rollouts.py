@@ -162,8 +162,9 @@ def from_generated(g: Any) -> Mazes:
                  seed=np.asarray(g.seed), mouse=np.asarray(g.mouse), cheese=np.asarray(g.cheese))
 
 
-def from_levels(levels: list[Level], background: int = 0) -> Mazes:
-    """Hand-built or edited levels (e.g. from :mod:`mazeagent.maze.edit`) as a playable batch."""
+def from_levels(levels: list[Level], background: int | np.ndarray = 0) -> Mazes:
+    """Hand-built or edited levels (e.g. from :mod:`mazeagent.maze.edit`) as a playable batch; ``background`` is
+    one index for all or one per level."""
     if not levels:
         raise ValueError("need at least one level")
     b = LevelBatch.stack(levels)
@@ -340,13 +341,13 @@ def _chunk(policy, mazes: Mazes, idx: np.ndarray, cfg: RolloutConfig, key: jax.A
     g = mazes.geometry
     M, W, H = len(idx), mazes.grid.shape[-1], cfg.horizon
     S = W * W * 2
-    walls = jnp.asarray(mazes.batch.walls[idx])
+    host_walls = mazes.batch.walls[idx]
+    walls = jnp.asarray(host_walls)
     region = jnp.asarray(g.region[idx])
     keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.asarray(idx))
     frames = None if isinstance(policy, StatePolicy) else static_frames(mazes, idx)
-    logp = np.zeros((M, S, 5), np.float32)
-    best = np.zeros((M, S), np.int32)
-    known = np.zeros((M, S), bool)
+    logp, best, known_dev = jnp.zeros((M, S, 5), jnp.float32), jnp.zeros((M, S), jnp.int32), jnp.zeros((M, S), bool)
+    known = np.zeros((M, S), bool)  # host copy, to pick which states to evaluate
     start = mazes.mouse[idx].astype(np.int32)
     st = {"pos": jnp.asarray(start), "ref": jnp.zeros(M, bool), "t": jnp.zeros(M, jnp.int32),
           "done": jnp.asarray(np.arange(M) >= n_real), "t_cheese": jnp.full(M, -1, jnp.int32),
@@ -354,26 +355,39 @@ def _chunk(policy, mazes: Mazes, idx: np.ndarray, cfg: RolloutConfig, key: jax.A
           "t_region": jnp.where(region[jnp.arange(M), start[:, 0], start[:, 1]], 0, -1).astype(jnp.int32),
           "moves": jnp.full((M, H), -1, jnp.int8)}
     while True:
-        st = _advance(st, jnp.asarray(logp), jnp.asarray(best), jnp.asarray(known), walls,
+        st = _advance(st, logp, best, known_dev, walls,
                       jnp.asarray(mazes.cheese[idx]), jnp.asarray(g.top_right[idx]), region, keys, H, cfg.greedy)
         pending = np.asarray(~st["done"] & (st["t"] < H))
         if not pending.any():
             return {k: np.asarray(v)[:n_real] for k, v in st.items()}
         rows = np.nonzero(pending)[0]
         pos, ref = np.asarray(st["pos"])[rows], np.asarray(st["ref"])[rows]
-        q_rows, q_pos, q_ref = _with_neighbours(rows, pos, ref, np.asarray(walls), known, W)
+        q_rows, q_pos, q_ref = _with_neighbours(rows, pos, ref, host_walls, known, W)
         sidx = (q_pos[:, 0] * W + q_pos[:, 1]) * 2 + q_ref
         lg, _ = evaluate(policy, mazes, idx[q_rows], q_pos, q_ref, key, frames=frames, frame_idx=idx)
-        logp[q_rows, sidx] = np.log(np.maximum(grouped_probs(lg), 1e-30))
-        best[q_rows, sidx] = ACTION_TO_GROUP[np.argmax(lg, -1)]
         known[q_rows, sidx] = True
+        lp = np.log(np.maximum(grouped_probs(lg), 1e-30)).astype(np.float32)
+        logp, best, known_dev = _fill(logp, best, known_dev,
+                                      *_padded(q_rows, sidx, lp, ACTION_TO_GROUP[np.argmax(lg, -1)]))
         counters["policy_evals"] += len(q_rows)
+
+
+def _padded(*arrays: np.ndarray) -> list[jax.Array]:
+    """Pad along axis 0 to the bucket size by repeating the last row (idempotent for scatters)."""
+    pad = _bucket(len(arrays[0]), 1 << 30) - len(arrays[0])
+    return [jnp.asarray(np.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1), mode="edge")) for a in arrays]
+
+
+@functools.partial(jax.jit, donate_argnums=(0, 1, 2))
+def _fill(logp, best, known, rows, sidx, lp, bg):
+    """Write newly evaluated states into the device-resident tables in place (padding repeats the last entry)."""
+    return logp.at[rows, sidx].set(lp), best.at[rows, sidx].set(bg), known.at[rows, sidx].set(True)
 
 
 def _with_neighbours(rows, pos, ref, walls, known, W, fill_to: int | None = None):
     """The pending states first, then (to fill the padded policy batch) unknown states one move away."""
     M = len(rows)
-    cap = fill_to or _bucket(M, 1024)
+    cap = fill_to or (_bucket(M, 1024) if M <= 1024 else -(-M // 1024) * 1024)  # fill the padded batches
     cand_r, cand_p, cand_f = [rows], [pos], [ref]
     for g in range(4):
         p2, f2 = move_host(walls[rows], pos, ref, np.full(M, g))

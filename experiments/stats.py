@@ -238,16 +238,22 @@ def drop_one(X: np.ndarray, y: np.ndarray, names: list[str], cfg: StatsConfig = 
     return out
 
 
+VIF_INF = 1e8  # above this a factor is an exact linear combination of the others (reported as inf)
+
+
 def vif(X: np.ndarray, names: list[str]) -> dict[str, float]:
-    """Variance inflation factors (statsmodels, with an intercept column); > 5 flags collinearity."""
+    """Variance inflation factors (statsmodels, with an intercept column); > 5 flags collinearity, inf an exact
+    linear dependence (in a tree maze steps(C, T) = steps(C, D) + steps(D, T))."""
     from statsmodels.stats.outliers_influence import variance_inflation_factor
 
     X = np.asarray(X, dtype=np.float64)
     if X.shape[1] != len(names):
         raise ValueError(f"X has {X.shape[1]} columns but {len(names)} names were given")
     design = np.column_stack([np.ones(len(X)), X])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return {name: float(variance_inflation_factor(design, j + 1)) for j, name in enumerate(names)}
+    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # exact collinearity is a finding (VIF = inf), not a warning to print
+        out = {name: float(variance_inflation_factor(design, j + 1)) for j, name in enumerate(names)}
+    return {k: (math.inf if v > VIF_INF else v) for k, v in out.items()}
 
 
 def correlation(X: np.ndarray, names: list[str]) -> dict[str, dict[str, float]]:

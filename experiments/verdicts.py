@@ -22,6 +22,7 @@ from typing import Literal
 
 Verdict = Literal["supported", "contradicted", "inconclusive", "not measured"]
 SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_MEASURED = "supported", "contradicted", "inconclusive", "not measured"
+NO_FORECAST = "measured (no forecast)"  # U1-U3: a number to report, nothing to resolve
 EQUIVALENCE = 0.02  # F11: |mean change in P(cheese move)| below this counts as "no effect"
 B1_THRESHOLD = 0.30
 

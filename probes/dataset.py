@@ -10,6 +10,7 @@ Large datasets stream: activations are computed in chunks and, given ``out_dir``
 """
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,17 @@ def observations(mazes: Any, idx: np.ndarray, squares: np.ndarray | None = None,
     frames = static_frames(mazes, uniq)
     _, compose = _renderers()
     return compose(frames[jnp.asarray(inv)], jnp.asarray(squares, jnp.int32), jnp.asarray(reflected))
+
+
+@functools.lru_cache(maxsize=None)
+def _capture_fn(net: Any, names: tuple[str, ...]):
+    return jax.jit(lambda p, o: run_with_cache(net, p, o, names)[1])
+
+
+def capture(net: Any, params: Any, obs: jax.Array, names: Iterable[str]) -> dict[str, np.ndarray]:
+    """NHWC activations at hook ``names`` as host arrays (compiled once per net, names and batch size)."""
+    names = tuple(check_names(names))
+    return {k: np.asarray(v) for k, v in _capture_fn(net, names)(params, obs).items()}
 
 
 def without_cheese(mazes: Any) -> Any:
@@ -125,7 +137,6 @@ def collect(net: Any, params: Any, mazes: Any, names: Iterable[str], where: str 
     if got_cheese is not None and len(got_cheese) != len(mazes):
         raise ValueError(f"got_cheese needs one value per maze ({len(mazes)}), got {len(got_cheese)}")
     maze, sq = positions(mazes, where)
-    fn = jax.jit(lambda p, o: run_with_cache(net, p, o, names)[1])
     sizes = []
     meta = {"names": names, "where": where, "n_mazes": len(mazes), "scale": int(getattr(net, "scale", 1))}
     parts: list[tuple[dict, dict]] = []
@@ -137,7 +148,7 @@ def collect(net: Any, params: Any, mazes: Any, names: Iterable[str], where: str 
         n = len(maze[rows])
         pad = chunk - n  # one compiled shape
         obs = observations(mazes, np.pad(maze[rows], (0, pad)), np.pad(sq[rows], ((0, pad), (0, 0))))
-        acts = {nm: np.asarray(a)[:n] for nm, a in fn(params, obs).items()}
+        acts = {nm: a[:n] for nm, a in capture(net, params, obs, names).items()}
         sizes = [a.shape[1] for a in acts.values() if a.ndim == 4]
         lab = _labels(mazes, maze[rows], sq[rows], sizes, got_cheese)
         if out is None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from mazeagent.maze.level import CHEESE, WORLD
@@ -47,17 +49,23 @@ def open_squares(mazes: Any, i: int) -> np.ndarray:
 
 
 def field_probs(net: Any, params: Any, mazes: Any, idx: np.ndarray, squares: np.ndarray,
-                hooks: Mapping[str, Any] | None = None, max_batch: int = 1024) -> np.ndarray:
-    """(N, 5) grouped probabilities with the mouse of maze ``idx[k]`` on ``squares[k]``, facing left."""
+                hooks: Mapping[str, Any] | None = None, max_batch: int = 1024, per_row: bool = False) -> np.ndarray:
+    """(N, 5) grouped probabilities with the mouse of maze ``idx[k]`` on ``squares[k]``, facing left.
+
+    ``per_row=True``: every leaf of ``hooks`` has a leading axis of N (one intervention per row)."""
     idx, squares = np.asarray(idx), np.asarray(squares)
     out = []
     for s in range(0, len(idx), max_batch):
         k = len(idx[s:s + max_batch])
-        size = min(max_batch, max(16, 1 << (k - 1).bit_length()))  # few compiled shapes
+        size = min(max_batch, -(-k // 64) * 64)  # few compiled shapes, little padding
         pad = size - k
         obs = observations(mazes, np.pad(idx[s:s + max_batch], (0, pad)),
                            np.pad(squares[s:s + max_batch], ((0, pad), (0, 0))))
-        logits, _ = hooked_apply(net, params, obs, hooks)
+        h = hooks
+        if per_row:
+            h = jax.tree.map(lambda a: jnp.asarray(np.pad(np.asarray(a)[s:s + max_batch],
+                                                          [(0, pad)] + [(0, 0)] * (np.ndim(a) - 1))), dict(hooks))
+        logits, _ = hooked_apply(net, params, obs, h)
         out.append(np.asarray(group_probs(logits))[:k])
     return np.concatenate(out) if out else np.zeros((0, 5), np.float32)
 

@@ -70,7 +70,8 @@ def test_parity_cli_bad_input_is_a_clear_error(argv, message, capsys):
 
 
 def test_bench_env_cli_json(capsys):
-    rc = main(["bench", "env", "--envs", "8", "--seconds", "0.3", "--chunk", "4", "--json"])
+    rc = main(["bench", "env", "--envs", "8", "--seconds", "0.3", "--chunk", "4", "--distribution-mode", "easy",
+               "--json"])
     captured = capsys.readouterr()
     out = json.loads(captured.out.strip().splitlines()[-1])
     assert rc == 0 and out["device"] == "cpu"

@@ -90,9 +90,8 @@ def bench_ours(envs: int, seconds: float, seed: int = 0, distribution_mode: str 
     import jax
 
     vec, rollout = make_rollout(envs, chunk, distribution_mode)
+    obs, state = vec.reset_procgen(seed)  # the levels procgen's side plays (ProcgenGym3Env(rand_seed=seed))
     key = jax.random.PRNGKey(seed)
-    key, k_reset = jax.random.split(key)
-    obs, state = vec.reset(k_reset)
     carry = jax.block_until_ready(rollout(key, state, obs))  # compile + warm-up
 
     def step():

@@ -23,7 +23,7 @@ def seed_state(seed: jax.Array) -> jax.Array:
         nxt = jnp.uint32(1812433253) * (prev ^ (prev >> jnp.uint32(30))) + i
         return nxt, nxt
 
-    _, rest = jax.lax.scan(body, first, jnp.arange(1, N, dtype=jnp.uint32), unroll=16)
+    _, rest = jax.lax.scan(body, first, jnp.arange(1, N, dtype=jnp.uint32), unroll=1)
     return jnp.concatenate([first[None], rest])
 
 

@@ -49,10 +49,14 @@ class ParityReport:
     def to_dict(self) -> dict:
         return {**dataclasses.asdict(self), "mismatches": self.mismatches, "ok": self.ok}
 
-    def _note(self, step: int, what: str, envs: np.ndarray, ours, theirs) -> None:
+    def _note(self, step: int, what: str, envs: np.ndarray, ours: np.ndarray, theirs: np.ndarray) -> None:
+        """Keep the first few mismatches (frames: the number of differing pixels) so a failure can be chased."""
         for i in envs[: max(0, 5 - len(self.first_mismatches))]:
-            o, t = (None, None) if what == "frame" else (np.asarray(ours)[i].item(), np.asarray(theirs)[i].item())
-            self.first_mismatches.append({"step": step, "env": int(i), "what": what, "ours": o, "procgen": t})
+            if what == "frame":
+                detail = {"pixels": int(np.any(ours[i] != theirs[i], axis=-1).sum())}
+            else:
+                detail = {"ours": ours[i].item(), "procgen": theirs[i].item()}
+            self.first_mismatches.append({"step": step, "env": int(i), "what": what, **detail})
 
 
 def _check_args(rand_seed: int, envs: int, steps: int) -> None:
@@ -124,7 +128,7 @@ def _compare_frames(report: ParityReport, t: int, ours, theirs) -> None:
     report.frames += len(ours)
     report.mismatched_frames += len(bad)
     if len(bad):
-        report._note(t, "frame", bad, None, None)
+        report._note(t, "frame", bad, ours, np.asarray(theirs))
 
 
 def _compare(report: ParityReport, t: int, what: str, ours, theirs) -> None:

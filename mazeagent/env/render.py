@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from mazeagent.env.tables import OBS, WORLD_DIM, check_mode, load_table_arrays
+from mazeagent.env.tables import OBS, check_mode, load_table_arrays
 from mazeagent.maze.level import CHEESE, WALL
 
 SPRITE_CODES = (WALL, CHEESE)  # texels[0] is the wall sprite, texels[1] the cheese; draw kind = 1 + index
@@ -143,12 +143,15 @@ def render_static(grid: jax.Array, background: jax.Array, tables: RenderTables,
     """The level's frame without the mouse: uint8 (64, 64, 3).
 
     ``grid`` is the (W, W) procgen-code world grid ``[row, col]`` (row 0 = bottom); ``background`` the index 0..8.
-    ``use_backgrounds=False`` draws on black as ``ProcgenGym3Env(use_backgrounds=False)`` does.
-    Cells are drawn in procgen's order (x outer, y inner), each blended with Qt's integer SourceOver (spec §3.8).
+    ``use_backgrounds=False`` draws on black as ``ProcgenGym3Env(use_backgrounds=False)`` does (a Python bool:
+    it is static under jit). Cells are drawn in procgen's order (x outer, y inner), each blended with Qt's integer
+    SourceOver (spec §3.8), through the precomputed draw table.
     """
     grid = jnp.asarray(grid)
     if grid.shape != (tables.world, tables.world):
         raise ValueError(f"grid must be ({tables.world}, {tables.world}) for these tables, got {grid.shape}")
+    if not isinstance(use_backgrounds, (bool, np.bool_)):
+        raise ValueError(f"use_backgrounds must be a Python bool (static under jit), got {use_backgrounds!r}")
     kind = jnp.where(grid == SPRITE_CODES[0], 1, jnp.where(grid == SPRITE_CODES[1], 2, 0))
     r1, r2, c1, c2 = tables.first_row, tables.second_row, tables.first_col, tables.second_col
     rows1, rows2 = kind[r1], kind[r2]
@@ -159,7 +162,7 @@ def render_static(grid: jax.Array, background: jax.Array, tables: RenderTables,
 
 
 def composite_mouse(frame: jax.Array, mouse: jax.Array, reflected: jax.Array, tables: RenderTables) -> jax.Array:
-    """Blend the mouse at world ``(row, col)`` into a static frame; ``reflected`` = facing right (after a RIGHT move)."""
+    """Blend the mouse at world ``(row, col)`` into a static frame; ``reflected``: facing right (after RIGHT)."""
     row, col = mouse[0], mouse[1]
     top, left = tables.patch_top[row], tables.patch_left[col]
     size = (tables.patch, tables.patch, 3)
@@ -190,4 +193,4 @@ def human_view(obs, scale: int = 8):
     return xp.repeat(xp.repeat(obs, scale, axis=-3), scale, axis=-2)
 
 
-__all__ = ["RenderTables", "load_tables", "render_static", "composite_mouse", "render", "human_view", "WORLD_DIM"]
+__all__ = ["RenderTables", "load_tables", "render_static", "composite_mouse", "render", "human_view"]

@@ -1,0 +1,68 @@
+"""``mazeagent study`` (the behaviour study of one checkpoint) and ``mazeagent demo`` (a small study on the bundled
+agent). Heavy imports happen in the handlers."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("study", help="behaviour study and prediction scorecard of a checkpoint",
+                              description="Plays the checkpoint on N stock mazes and writes report.md, index.html, "
+                                          "figures/ and results.json (plus episodes.csv) into --out.")
+    p.add_argument("--checkpoint", required=True, help="run directory, checkpoints/ directory or step_* directory")
+    p.add_argument("--out", required=True, help="report directory")
+    _common(p, mazes=10_000)
+    p.add_argument("--f11-mazes", type=int, default=200, help="mazes for the F11 hand-edit test (default 200)")
+    p.add_argument("--conformity-mazes", type=int, default=100, help="mazes for U1-U3 (default 100)")
+    p.add_argument("--splits", type=int, default=100, help="80/20 splits per regression (default 100)")
+    p.add_argument("--boot", type=int, default=200, help="bootstrap refits per coefficient CI (default 200)")
+    p.set_defaults(func=_study)
+
+    p = subparsers.add_parser("demo", help="a small behaviour study on the bundled agent (minutes on a CPU)")
+    p.add_argument("--out", default="out/demo", help="report directory (default out/demo)")
+    _common(p, mazes=None)
+    p.set_defaults(func=_demo)
+
+
+def _common(p: argparse.ArgumentParser, mazes: int | None) -> None:
+    p.add_argument("--mazes", type=int, default=mazes, help=f"number of mazes (default {mazes or 'the demo size'})")
+    p.add_argument("--seed", type=int, default=0, help="seed for mazes, sampling and resampling (default 0)")
+    p.add_argument("--greedy", action="store_true", help="argmax actions instead of sampling")
+    p.add_argument("--wandb", default="offline", choices=("offline", "online", "disabled"),
+                   help="wandb mode (default offline, written under --out)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _study(args: argparse.Namespace) -> int:
+    from experiments.rollouts import NetPolicy
+    from experiments.study import StudyConfig, run_study
+
+    cfg = StudyConfig(mazes=args.mazes, seed=args.seed, greedy=args.greedy, f11_mazes=args.f11_mazes,
+                      conformity_mazes=args.conformity_mazes, n_splits=args.splits, n_boot=args.boot,
+                      wandb=args.wandb)
+    if not Path(args.checkpoint).exists():
+        raise ValueError(f"checkpoint {args.checkpoint} does not exist")
+    paths = run_study(NetPolicy.load(args.checkpoint), args.out, cfg, checkpoint=args.checkpoint,
+                      progress=not args.no_progress)
+    _done(paths)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from experiments.study import DEMO, demo_policy, run_study
+
+    out = Path(args.out)
+    cfg = replace(DEMO, seed=args.seed, greedy=args.greedy, wandb=args.wandb,
+                  **({"mazes": args.mazes} if args.mazes else {}))
+    policy, name = demo_policy(out, args.seed, progress=not args.no_progress)
+    _done(run_study(policy, out, cfg, checkpoint=name, progress=not args.no_progress))
+    return 0
+
+
+def _done(paths: dict) -> None:
+    print(f"report: {paths['html'].resolve()}")
+    print(f"        {paths['markdown'].resolve()}")
+    print(f"numbers: {paths['results'].resolve()}")

@@ -1,0 +1,117 @@
+"""The behaviour study end to end: mazes → rollouts → B1, B2/F1–F11, decision square, U1–U3 → report.
+
+``run_study(policy, out_dir, StudyConfig(...))`` is the whole product for one checkpoint; ``mazeagent study`` and
+``mazeagent demo`` only parse arguments and call it. Every stage draws its randomness from ``seed``.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+ASSET_AGENT = Path(__file__).resolve().parent.parent / "mazeagent" / "assets" / "agent"
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    mazes: int = 10_000
+    seed: int = 0
+    horizon: int = 500  # one rollout gives both the 256 and 500 horizons
+    greedy: bool = False
+    chunk: int = 1024
+    f11_mazes: int = 200
+    conformity_mazes: int = 100
+    n_splits: int = 100
+    n_boot: int = 200
+    wandb: str = "offline"
+
+    def __post_init__(self) -> None:
+        for name in ("mazes", "chunk", "n_splits", "n_boot"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        for name in ("f11_mazes", "conformity_mazes"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.horizon < 256:
+            raise ValueError(f"horizon must be >= 256 (the study reports 256 and 500), got {self.horizon}")
+        if self.wandb not in ("offline", "online", "disabled"):
+            raise ValueError(f"wandb must be offline, online or disabled, got {self.wandb!r}")
+
+
+DEMO = StudyConfig(mazes=400, chunk=256, f11_mazes=40, conformity_mazes=8, n_splits=30, n_boot=60)
+
+
+def run_study(policy: Any, out_dir: str | Path, cfg: StudyConfig = StudyConfig(), checkpoint: str | None = None,
+              progress: bool = True) -> dict[str, Path]:
+    """Run every behaviour analysis for ``policy`` and write the report into ``out_dir``."""
+    from experiments import behaviour, conformity, decision, stats
+    from experiments.report import Report
+    from experiments.rollouts import RolloutConfig, generate_mazes, rollout
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    mazes = generate_mazes(cfg.mazes, seed=cfg.seed)
+    timings["generate_mazes"] = time.perf_counter() - t0
+    ro = rollout(policy, mazes, RolloutConfig(horizon=cfg.horizon, greedy=cfg.greedy, chunk=cfg.chunk,
+                                              seed=cfg.seed), progress=progress)
+    timings["rollouts"] = ro.stats["seconds"]
+    ro.save(out)
+    df = ro.episodes
+    meta = {"checkpoint": checkpoint or "(in-memory policy)", **asdict(cfg), "policy_evals": ro.stats["policy_evals"],
+            "rollout_mazes_per_second": ro.stats["mazes_per_second"], "jax_backend": jax.default_backend()}
+    rep = Report(out, meta=meta)
+    key = jax.random.PRNGKey(cfg.seed)
+    scfg = stats.StatsConfig(n_splits=cfg.n_splits, n_boot=cfg.n_boot, seed=cfg.seed)
+    stages = [("b1", lambda: behaviour.b1(df, rep)),
+              ("factors", lambda: behaviour.factors(df, rep, scfg)),
+              ("decision", lambda: decision.section(policy, mazes, df, rep, key)),
+              ("f11", lambda: behaviour.f11(policy, mazes, df, rep, cfg.f11_mazes, cfg.seed, key)),
+              ("conformity", lambda: conformity.section(
+                  policy, mazes, np.random.default_rng(cfg.seed).permutation(len(mazes))[:cfg.conformity_mazes],
+                  rep, key))]
+    for name, fn in stages:
+        if name == "f11" and cfg.f11_mazes == 0 or name == "conformity" and cfg.conformity_mazes == 0:
+            continue
+        t = time.perf_counter()
+        rep.add(fn())
+        timings[name] = time.perf_counter() - t
+    timings["total"] = time.perf_counter() - t0
+    rep.meta["seconds"] = timings
+    paths = rep.write(wandb_mode=cfg.wandb)
+    paths.update({"episodes": out / "episodes.csv", "rollouts": out / "rollouts.json"})
+    return paths
+
+
+def bundled_checkpoint() -> Path | None:
+    """The agent shipped under ``mazeagent/assets/agent`` (a checkpoint directory), if any."""
+    return ASSET_AGENT if ASSET_AGENT.exists() and any(ASSET_AGENT.iterdir()) else None
+
+
+def demo_policy(out_dir: Path, seed: int, progress: bool = True) -> tuple[Any, str]:
+    """The bundled agent, else a tiny agent trained here once (cached in ``out_dir/agent``) so the demo runs
+    anywhere; the report says which."""
+    from experiments.rollouts import NetPolicy
+
+    ckpt = bundled_checkpoint()
+    if ckpt is not None:
+        return NetPolicy.load(ckpt), str(ckpt)
+    from mazeagent.ppo.checkpoint import list_checkpoints
+    from mazeagent.ppo.config import make_config
+    from mazeagent.ppo.runner import checkpoint_dir, run
+
+    agent = out_dir / "agent"
+    if not list_checkpoints(checkpoint_dir(agent)):
+        print(f"no bundled agent under {ASSET_AGENT}; training a tiny one into {agent} (CPU, a few minutes)")
+        config = make_config("tiny", ["distribution_mode=hard", "timeout=500", "rand_region=5",
+                                      "total_timesteps=65536", "num_envs=64", "num_steps=64"], seed)
+        rc = run(config, agent, progress=progress)
+        if rc:
+            raise ValueError(f"training the demo agent failed with exit code {rc}")
+    return NetPolicy.load(agent), f"{agent} (tiny demo agent trained here: not the published agent)"
