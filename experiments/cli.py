@@ -25,6 +25,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_demo)
 
 
+def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:
+    p = bench_subparsers.add_parser("rollouts", help="study rollout throughput (mazes/s) of a checkpoint")
+    p.add_argument("--checkpoint", default=None, help="checkpoint to play (default: an untrained network)")
+    p.add_argument("--scale", type=int, default=1, help="IMPALA scale of the untrained network (default 1)")
+    p.add_argument("--mazes", type=int, default=1000, help="mazes to play (default 1000)")
+    p.add_argument("--chunk", type=int, default=1024, help="mazes advanced together (default 1024)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_bench)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    import json
+
+    import jax
+    import numpy as np
+
+    from experiments.rollouts import NetPolicy, RolloutConfig, generate_mazes, rollout
+    from mazeagent.nets import ImpalaCNN
+
+    if args.checkpoint:
+        policy = NetPolicy.load(args.checkpoint)
+    else:
+        net = ImpalaCNN(scale=args.scale)
+        policy = NetPolicy(net, net.init(jax.random.PRNGKey(args.seed), np.zeros((1, 64, 64, 3), np.uint8)))
+    mazes = generate_mazes(args.mazes, seed=args.seed)
+    warm = generate_mazes(min(64, args.mazes), seed=args.seed + 1)
+    rollout(policy, warm, RolloutConfig(chunk=args.chunk, seed=args.seed), progress=False)  # compile first
+    ro = rollout(policy, mazes, RolloutConfig(chunk=args.chunk, seed=args.seed))
+    out = {**ro.stats, "mazes": args.mazes, "projected_10k_seconds": 10_000 / ro.stats["mazes_per_second"],
+           "policy": args.checkpoint or f"untrained scale-{args.scale} network", "backend": jax.default_backend()}
+    print(json.dumps(out, indent=1) if args.json else
+          "  ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in out.items()))
+    return 0
+
+
 def _common(p: argparse.ArgumentParser, mazes: int | None) -> None:
     p.add_argument("--mazes", type=int, default=mazes, help=f"number of mazes (default {mazes or 'the demo size'})")
     p.add_argument("--seed", type=int, default=0, help="seed for mazes, sampling and resampling (default 0)")

@@ -35,6 +35,7 @@ HORIZONS = (256, 500)
 TIMEOUT = 500
 NOOP = GROUP_NAMES.index("noop")
 GROUP_ACTION = np.array([1, 3, 5, 7, 4], np.int32)  # a procgen action in each group (left, down, up, right, noop)
+EVAL_BATCH = 256  # policy batch: on CPU as efficient per frame as 1024, and it caps the padding waste
 MOVE_CHARS = "LDURN"  # per group, for the tidy table's ``actions`` string
 PolicyFn = Callable[[jax.Array, jax.Array], jax.Array]
 
@@ -197,10 +198,11 @@ def _bucket(n: int, cap: int) -> int:
 
 
 def evaluate(policy: Any, mazes: Mazes, idx: np.ndarray, squares: np.ndarray, reflected: np.ndarray,
-             key: jax.Array, with_value: bool = False, frames: jax.Array | None = None, frame_idx=None,
-             max_batch: int = 1024) -> tuple[np.ndarray, np.ndarray | None]:
+             key: jax.Array, with_value: bool = False, frames: jax.Array | None = None,
+             frame_rows: np.ndarray | None = None, max_batch: int = EVAL_BATCH) -> tuple[np.ndarray, np.ndarray | None]:
     """Policy logits (and values, for a :class:`NetPolicy`) with the mouse of maze ``idx[i]`` at world
-    ``squares[i]`` facing ``reflected[i]``. ``frames``/``frame_idx`` reuse pre-rendered static frames."""
+    ``squares[i]`` facing ``reflected[i]``. Pre-rendered static frames can be passed as ``frames`` with
+    ``frame_rows[i]`` = the row of query i's maze in them."""
     idx, squares = np.asarray(idx), np.asarray(squares, np.int32)
     reflected = np.asarray(reflected, bool)
     if isinstance(policy, StatePolicy):
@@ -211,8 +213,9 @@ def evaluate(policy: Any, mazes: Mazes, idx: np.ndarray, squares: np.ndarray, re
         raise ValueError("values need a network policy (NetPolicy); scripted policies have no value head")
     _, compose = _renderers()
     if frames is None:
-        frames, frame_idx = static_frames(mazes, np.unique(idx)), np.unique(idx)
-    pos = np.searchsorted(frame_idx, idx)
+        uniq, frame_rows = np.unique(idx, return_inverse=True)
+        frames = static_frames(mazes, uniq)
+    pos = np.asarray(frame_rows).reshape(-1)
     logits, values = [], []
     for s in range(0, len(idx), max_batch):
         part = slice(s, s + max_batch)
@@ -364,7 +367,7 @@ def _chunk(policy, mazes: Mazes, idx: np.ndarray, cfg: RolloutConfig, key: jax.A
         pos, ref = np.asarray(st["pos"])[rows], np.asarray(st["ref"])[rows]
         q_rows, q_pos, q_ref = _with_neighbours(rows, pos, ref, host_walls, known, W)
         sidx = (q_pos[:, 0] * W + q_pos[:, 1]) * 2 + q_ref
-        lg, _ = evaluate(policy, mazes, idx[q_rows], q_pos, q_ref, key, frames=frames, frame_idx=idx)
+        lg, _ = evaluate(policy, mazes, idx[q_rows], q_pos, q_ref, key, frames=frames, frame_rows=q_rows)
         known[q_rows, sidx] = True
         lp = np.log(np.maximum(grouped_probs(lg), 1e-30)).astype(np.float32)
         logp, best, known_dev = _fill(logp, best, known_dev,
@@ -387,7 +390,7 @@ def _fill(logp, best, known, rows, sidx, lp, bg):
 def _with_neighbours(rows, pos, ref, walls, known, W, fill_to: int | None = None):
     """The pending states first, then (to fill the padded policy batch) unknown states one move away."""
     M = len(rows)
-    cap = fill_to or (_bucket(M, 1024) if M <= 1024 else -(-M // 1024) * 1024)  # fill the padded batches
+    cap = fill_to or (_bucket(M, EVAL_BATCH) if M <= EVAL_BATCH else -(-M // EVAL_BATCH) * EVAL_BATCH)
     cand_r, cand_p, cand_f = [rows], [pos], [ref]
     for g in range(4):
         p2, f2 = move_host(walls[rows], pos, ref, np.full(M, g))
@@ -411,7 +414,7 @@ def rollout(policy: Any, mazes: Mazes, cfg: RolloutConfig = RolloutConfig(), pro
     key = jax.random.PRNGKey(cfg.seed)
     counters = {"policy_evals": 0}
     parts = []
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     with tqdm(total=len(mazes), unit="maze", desc="rollouts", disable=not progress, smoothing=0) as bar:
         for s in range(0, len(mazes), cfg.chunk):
             idx = np.arange(s, min(s + cfg.chunk, len(mazes)))
@@ -420,7 +423,7 @@ def rollout(policy: Any, mazes: Mazes, cfg: RolloutConfig = RolloutConfig(), pro
     elapsed = time.perf_counter() - t0
     res = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     df = pd.DataFrame(episode_columns(mazes, res, cfg.horizon))
-    stats = {"policy_evals": counters["policy_evals"], "seconds": elapsed,
+    stats = {"policy_evals": counters["policy_evals"], "seconds": elapsed, "cpu_seconds": time.process_time() - c0,
              "mazes_per_second": len(mazes) / max(elapsed, 1e-9),
              "evals_per_maze": counters["policy_evals"] / len(mazes)}
     return Rollouts(df, cfg, stats)

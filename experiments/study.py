@@ -110,7 +110,7 @@ def demo_policy(out_dir: Path, seed: int, progress: bool = True) -> tuple[Any, s
     if not list_checkpoints(checkpoint_dir(agent)):
         print(f"no bundled agent under {ASSET_AGENT}; training a tiny one into {agent} (CPU, a few minutes)")
         config = make_config("tiny", ["distribution_mode=hard", "timeout=500", "rand_region=5",
-                                      "total_timesteps=65536", "num_envs=64", "num_steps=64"], seed)
+                                      "total_timesteps=16384", "num_envs=64", "num_steps=64"], seed)
         rc = run(config, agent, progress=progress)
         if rc:
             raise ValueError(f"training the demo agent failed with exit code {rc}")

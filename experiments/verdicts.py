@@ -58,6 +58,32 @@ PREDICTIONS: list[Prediction] = [
                "closer → more cheese", 0.40),
     Prediction("F11", "Is any predictive power of steps(decision square, cheese) only an artifact of needing a "
                "shorter chain of correct stochastic moves?", "yes (artifact)", 0.40),
+    *[Prediction(f"ME1@{x}", f"Patching activations can cut cheese acquisition by {x}% (proportionally) while "
+                 "top-right attainment drops by at most 25% proportionally, in mazes with a decision square",
+                 "possible", c, issue="patching") for x, c in ((50, 0.85), (70, 0.80), (90, 0.66), (99, 0.60))],
+    Prediction("ME2", "At the first residual add of IMPALA block 2, linear probes recover the cheese position "
+               "(Cartesian coordinates) with > 70% accuracy", "(no number given)", issue="probes"),
+    Prediction("ME3", "The policy contains ≥ 2 sub-policies 'in combination', one roughly for cheese, one for the "
+               "top-right corner", "yes, if 'roughly' means 'only when the cheese is near the top-right'", 0.85,
+               issue="patching"),
+    Prediction("ME4", "RL-finetuning is more promising than editing the network", "(no number given)",
+               issue="finetuning"),
+    Prediction("ME5", "The network can easily be finetuned into a pure cheese agent with < 10% of the original "
+               "training compute", "(no number given)", issue="finetuning"),
+    *[Prediction(f"ME6@{x}", "In ≥ 75% of random mazes the agent can be retargeted to a range of destinations by "
+                 f"hand-editing at most {x}% of activations", "possible", c, issue="retargeting")
+      for x, c in (("0.01", 0.40), ("0.1", 0.62), ("1", 0.65), ("10", 0.80))],
+    Prediction("ME6@impossible", "Retargeting as in ME6 is not possible", "not possible", 0.20, issue="retargeting"),
+    Prediction("IG1", "A single 'mesa objective' that it plans over", "(none)", issue="patching"),
+    Prediction("IG2", "Several contextually activated goals", "(none)", issue="patching"),
+    Prediction("IG3", "Something weirder than both", "(none)", issue="patching"),
+    Prediction("O1", "Some decision-steering influences are stored obviously interpretably (a positive activation "
+               "where the agent 'tries' to go; editing it changes where it goes)", "yes, in some situations", 0.90,
+               issue="retargeting"),
+    Prediction("O2", "A substantial number of trivially interpretable conv channels after the first IMPALA block",
+               "yes (80% that there are at least 5)", 0.55, issue="probes"),
+    Prediction("O3", "Policy influences are roughly disjoint from capabilities: one can change where the agent goes "
+               "without hurting its maze solving", "(none)", issue="retargeting"),
     Prediction("U1", "How often is the policy's argmax the value-maximising move at decision squares?", "—",
                issue="conformity"),
     Prediction("U2", "How often is the policy's argmax the value-maximising move at all squares?", "—",

@@ -1,13 +1,15 @@
 """Channel discovery: which channels of a layer track the cheese (or the top-right square) *equivariantly* —
 move the target and the channel's activity moves with it.
 
-Criterion (stated once, used for O2): take a maze, put the cheese on several squares (mouse at the start), and for
-each channel subtract its mean map over those placements; the placement's **tracking hit** is whether the cell of
-largest absolute deviation lies within ``tol`` cells (Chebyshev) of the cheese's activation cell. A channel's
-tracking score is its hit rate over all placements of all mazes. Chance is about the share of cells within ``tol``
+Criterion (stated once, used for O2): take a maze, put the cheese on several squares (mouse at the start); for each
+placement and channel, the **most salient cell** of the channel's map is the one furthest from the map's own median
+(largest |a - median|). The placement is a **tracking hit** when that cell lies within ``tol`` cells (Chebyshev) of
+the cheese's activation cell: the cheese is what stands out in that channel, as channel 55's +0.6 against -0.2 does
+(research-notes §3.2). A channel's tracking score is its hit rate over all placements of all mazes. (Deviations from
+the channel's mean over placements would be too lenient: any conv channel near the cheese pixels changes there.) Chance is about the share of cells within ``tol``
 of a random target ((2 tol + 1)^2 / H W, ~3.5% on a 16x16 map). A channel is **trivially interpretable** (O2) when
 its score is at least :data:`O2_THRESHOLD`. For the top-right square the placements are different mazes (the square
-moves with maze size) and deviations are taken from the mean over mazes.
+moves with maze size).
 
 The published 11 cheese channels of ``block2.res1.resadd_out`` were found by eye; this finds the analogue for any
 checkpoint.
@@ -28,11 +30,12 @@ TOL = 1
 
 
 def tracking_hits(acts: np.ndarray, cells: np.ndarray, tol: int = TOL) -> np.ndarray:
-    """(K, C) bool: per placement and channel, does the largest |deviation from the mean map| sit within ``tol``
-    cells of the target cell? ``acts`` (K, H, W, C), ``cells`` (K, 2) image-order."""
+    """(K, C) bool: per placement and channel, is the map's most salient cell (largest |a - median of the map|)
+    within ``tol`` cells of the target cell? ``acts`` (K, H, W, C), ``cells`` (K, 2) image-order."""
     acts = np.asarray(acts, np.float32)
     k, h, w, c = acts.shape
-    dev = np.abs(acts - acts.mean(0, keepdims=True)).reshape(k, h * w, c)
+    flat = acts.reshape(k, h * w, c)
+    dev = np.abs(flat - np.median(flat, axis=1, keepdims=True))
     arg = dev.argmax(1)  # (K, C)
     r, q = arg // w, arg % w
     near = np.maximum(abs(r - cells[:, :1]), abs(q - cells[:, 1:])) <= tol

@@ -15,7 +15,7 @@ import numpy as np
 
 from experiments import verdicts as V
 from experiments.report import Report, Section
-from experiments.rollouts import RolloutConfig, generate_mazes, rollout
+from experiments.rollouts import HORIZONS, RolloutConfig, generate_mazes, rollout
 from experiments.stats import bootstrap_ci, proportion
 from mazeagent.maze.level import CHEESE, SPACE
 from mazeagent.nets.hooks import DEFAULT_LAYER
@@ -27,19 +27,8 @@ from probes.dataset import activation_cell, collect, without_cheese
 
 EXPERIMENTS = ("o2", "me2", "me1", "me6", "o1", "o3", "me3")
 ME6_BUDGETS = (1e-4, 1e-3, 1e-2, 1e-1)
-ME6_CREDENCE = {1e-4: 0.40, 1e-3: 0.62, 1e-2: 0.65, 1e-1: 0.80}
-ME1_CREDENCE = {0.50: 0.85, 0.70: 0.80, 0.90: 0.66, 0.99: 0.60}
-QUESTIONS = {
-    "ME1": ("Patching activations can cut episode-level cheese acquisition by X% (proportionally) while top-right "
-            "attainment drops by at most 25% proportionally, in decision-square mazes"),
-    "ME2": "At the first residual add of IMPALA block 2, linear probes recover the cheese position (Cartesian) >70%",
-    "ME3": "The policy contains ≥ 2 sub-policies in combination (cheese, top-right)",
-    "ME6": ("In ≥ 75% of random mazes the agent can be retargeted to a range of destinations by editing at most X% "
-            "of activations"),
-    "O1": "Some decision-steering influences are stored interpretably (editing a positive activation moves the agent)",
-    "O2": "A substantial number of trivially interpretable conv channels after the first IMPALA block",
-    "O3": "Policy influences are roughly disjoint from capabilities (retargeting keeps maze-solving competence)",
-}
+ME1_CUTS = (50, 70, 90, 99)  # ME1@X in verdicts.PREDICTIONS
+ME6_IDS = {1e-4: "ME6@0.01", 1e-3: "ME6@0.1", 1e-2: "ME6@1", 1e-1: "ME6@10"}  # verdicts.PREDICTIONS ids
 
 
 @dataclass(frozen=True)
@@ -65,7 +54,8 @@ class ProbeStudyConfig:
                   "targets_per_maze", "top_channels", "chunk"):
             if getattr(self, k) < 1:
                 raise ValueError(f"{k} must be >= 1, got {getattr(self, k)}")
-        RolloutConfig(horizon=self.horizon)  # validates the horizon
+        if self.horizon not in HORIZONS:
+            raise ValueError(f"horizon must be one of {HORIZONS} (the horizons rollouts record), got {self.horizon}")
 
 
 @dataclass
@@ -104,12 +94,14 @@ class ProbeStudy:
         return self.report.figure_path(f"probes_{name}")
 
 
-def _row(pid: str, measured: str, value: float | None, ci: Any, verdict: str, credence: float | None = None,
-         answer: str = "") -> dict:
-    base = pid.split(" ")[0]
-    return {"id": pid, "question": QUESTIONS[base], "answer": answer, "credence": credence, "measured": measured,
-            "value": value, "ci": list(ci) if ci is not None else None, "verdict": verdict,
-            "brier": V.brier(credence, verdict)}
+def _row(pid: str, measured: str, value: float | None, ci: Any, verdict: str, credence: float | None = None
+         ) -> dict:
+    """A scorecard row for a prediction of :data:`experiments.verdicts.PREDICTIONS`; ``credence`` overrides the
+    stored one when the measurement resolves a sub-forecast (O2's "at least 5")."""
+    row = V.scorecard_row(pid, measured, value, ci, verdict)
+    if credence is not None:
+        row["credence"], row["brier"] = credence, V.brier(credence, verdict)
+    return row
 
 
 def _at_least(ci: Any, threshold: float) -> str:
@@ -157,8 +149,8 @@ def o2(st: ProbeStudy) -> Section:
     fig.tight_layout(), fig.savefig(path, dpi=90), plt.close(fig)
     sec.figure(rel, "Tracking scores, channels sorted; dashed: O2 threshold, dotted: chance")
     verdict = V.SUPPORTED if count >= 5 else V.CONTRADICTED
-    st.report.score(_row("O2", f"channels meeting the tracking criterion at {st.cfg.layer} (≥ 5 resolves)",
-                         count, None, verdict, 0.80, "at least 5 such channels"))
+    st.report.score(_row("O2", f"channels meeting the tracking criterion at {st.cfg.layer} (resolves the "
+                         "sub-forecast 'at least 5', credence 0.80)", count, None, verdict, 0.80))
     sec.text(f"{count} cheese-tracking and {count_tr} top-right-tracking channels; verdict (≥ 5): {verdict}.")
     return sec
 
@@ -188,8 +180,8 @@ def me2(st: ProbeStudy, top_k: int = 256) -> Section:
     path, rel = st.figure("me2_curve")
     fig, ax = plt.subplots(figsize=(7, 3))
     acc = [curve[n]["accuracy"] for n in names]
-    lo = [curve[n]["accuracy"] - curve[n]["ci"][0] for n in names]
-    hi = [curve[n]["ci"][1] - curve[n]["accuracy"] for n in names]
+    lo = [max(0.0, curve[n]["accuracy"] - curve[n]["ci"][0]) for n in names]
+    hi = [max(0.0, curve[n]["ci"][1] - curve[n]["accuracy"]) for n in names]
     ax.errorbar(range(len(names)), acc, yerr=[lo, hi], marker="o")
     ax.axhline(L.ME2_THRESHOLD, color="k", ls="--", lw=1)
     ax.set_xticks(range(len(names)), [n.replace("embedder.", "") for n in names], rotation=30, fontsize=7)
@@ -198,7 +190,7 @@ def me2(st: ProbeStudy, top_k: int = 256) -> Section:
     sec.figure(rel, "Cheese-position probe accuracy over layers (dashed: the 70% threshold)")
     verdict = _at_least(main["ci"], L.ME2_THRESHOLD)
     st.report.score(_row("ME2", "held-out accuracy of the (row, col) cheese probe", main["accuracy"], main["ci"],
-                         verdict, None, "—"))
+                         verdict))
     return sec
 
 
@@ -211,7 +203,11 @@ def _rates(df: Any, h: int) -> dict:
 def _cut_ci(base: np.ndarray, patched: np.ndarray, seed: int) -> tuple[float, tuple[float, float]]:
     """Proportional cut 1 - mean(patched)/mean(base) with a paired bootstrap CI over mazes."""
     pair = np.stack([base, patched], 1).astype(float)
-    stat = lambda a: 1.0 - a[:, 1].mean() / max(a[:, 0].mean(), 1e-12)  # noqa: E731
+
+    def stat(a: np.ndarray) -> float:  # nothing to cut when the baseline never succeeds
+        b = a[:, 0].mean()
+        return 1.0 - a[:, 1].mean() / b if b > 0 else (0.0 if a[:, 1].mean() == 0 else -np.inf)
+
     return stat(pair), bootstrap_ci(pair, stat, n_boot=500, seed=seed)
 
 
@@ -269,12 +265,11 @@ def me1(st: ProbeStudy) -> Section:
     _bar_figure(st, "me1_patches", [r["patch"] for r in rows], [r["cheese_cut"] for r in rows],
                 [r["top_right_drop"] for r in rows], "proportional change vs baseline")
     sec.figure(st.figure("me1_patches")[1], "Cheese cut and top-right drop per patch (controls included)")
-    for x, cred in ME1_CREDENCE.items():
-        verdict = V.INCONCLUSIVE if best is None else _at_least(best["cheese_cut_ci"], x)
-        st.report.score(_row(f"ME1 (X={int(x * 100)})", "largest feasible proportional cut in cheese acquisition"
+    for x in ME1_CUTS:
+        verdict = V.INCONCLUSIVE if best is None else _at_least(best["cheese_cut_ci"], x / 100)
+        st.report.score(_row(f"ME1@{x}", "largest feasible proportional cut in episode-level cheese acquisition"
                              + (f" ({best['patch']})" if best else " (no feasible patch)"),
-                             best["cheese_cut"] if best else None, best["cheese_cut_ci"] if best else None,
-                             verdict, cred, f"X = {int(x * 100)}% achievable"))
+                             best["cheese_cut"] if best else None, best["cheese_cut_ci"] if best else None, verdict))
     return sec
 
 
@@ -384,10 +379,15 @@ def me6(st: ProbeStudy) -> Section:
         rows.append(r)
         table.append([f"{frac:.2%}", n, r["maze_share"]["rate"], r["maze_share"]["ci"], r["target_success"]["rate"],
                       r["control_target_success"]["rate"]])
-        verdict = _at_least(r["maze_share"]["ci"], 0.75)
-        st.report.score(_row(f"ME6 (X={frac:.2%})", "share of mazes retargeted to ≥ half of their destinations",
-                             r["maze_share"]["rate"], r["maze_share"]["ci"], verdict, ME6_CREDENCE.get(frac),
-                             f"possible with ≤ {frac:.2%} of activations"))
+        r["verdict"] = _at_least(r["maze_share"]["ci"], 0.75)
+        if frac in ME6_IDS:
+            st.report.score(_row(ME6_IDS[frac], "share of mazes retargeted to ≥ half of their destinations",
+                                 r["maze_share"]["rate"], r["maze_share"]["ci"], r["verdict"]))
+    verdicts = [r["verdict"] for r in rows]
+    impossible = (V.CONTRADICTED if V.SUPPORTED in verdicts else
+                  V.SUPPORTED if all(v == V.CONTRADICTED for v in verdicts) else V.INCONCLUSIVE)
+    st.report.score(_row("ME6@impossible", "no tried budget (up to "
+                         f"{max(cfg.budgets):.2%}) retargets ≥ 75% of mazes", None, None, impossible))
     div = setup["divergence"]
     bins = [(0, 0), (1, 5), (6, 10), (11, 20), (21, 10_000)]
     top = retarget_success(st, f"budget_{cfg.budgets[-1]:g}", order, _n_entries(st, cfg.budgets[-1]))
@@ -418,7 +418,8 @@ def me6(st: ProbeStudy) -> Section:
     for key, lab in (("maze_share", "mazes retargeted"), ("target_success", "destinations reached"),
                      ("control_target_success", "control (random channels)")):
         y = [r[key]["rate"] for r in rows]
-        err = [[r[key]["rate"] - r[key]["ci"][0] for r in rows], [r[key]["ci"][1] - r[key]["rate"] for r in rows]]
+        err = [[max(0.0, r[key]["rate"] - r[key]["ci"][0]) for r in rows],
+               [max(0.0, r[key]["ci"][1] - r[key]["rate"]) for r in rows]]
         axes[0].errorbar(x, y, yerr=err, marker="o", label=lab)
     axes[0].axhline(0.75, color="k", ls="--", lw=1)
     axes[0].set_xscale("log"), axes[0].set_xlabel("fraction of activations edited"), axes[0].legend(fontsize=7)
@@ -449,9 +450,8 @@ def o1(st: ProbeStudy) -> Section:
     others = max(res["unedited"]["ci"][1], res["control"]["ci"][1])
     verdict = V.SUPPORTED if lo > others else (
         V.CONTRADICTED if res["single_activation"]["ci"][1] < res["unedited"]["ci"][0] else V.INCONCLUSIVE)
-    st.report.score(_row("O1", f"destinations reached with channel {order[0]} clamped at one cell", 
-                         res["single_activation"]["rate"], res["single_activation"]["ci"], verdict, 0.90,
-                         "editing such an activation steers in some situations"))
+    st.report.score(_row("O1", f"destinations reached with channel {order[0]} clamped at one cell",
+                         res["single_activation"]["rate"], res["single_activation"]["ci"], verdict))
     from probes import vfield
 
     mz, t = setup["mazes"], setup["targets"][0, 0]
@@ -520,13 +520,22 @@ def me3(st: ProbeStudy) -> Section:
              "cheese vector −1 from another maze (transfer)": pm(S.steer(cfg.layer, np.roll(cv, 1, 0), -1.0)),
              "random vector, cheese-vector norm": pm(S.steer(cfg.layer, np.stack(
                  [I.random_like(v, cfg.seed + k) for k, v in enumerate(cv)]), -1.0))}
-    rows, res = [], {"n_mazes": len(mz), "steering": {}}
+    rows, res, raw = [], {"n_mazes": len(mz), "steering": {}}, {}
     for name, pol in conds.items():
-        d = probs_at_decision(pol, mz, np.arange(len(mz)), key)
+        d = raw[name] = probs_at_decision(pol, mz, np.arange(len(mz)), key)
         r = {k: float(np.mean(d[f"p_{k}"])) for k in ("cheese", "top_right", "other")}
         r["cheese_ci"] = bootstrap_ci(d["p_cheese"], n_boot=300, seed=cfg.seed)
         res["steering"][name] = r
         rows.append([name, r["cheese"], r["cheese_ci"], r["top_right"], r["other"]])
+    dc = raw["cheese vector −1"]["p_cheese"] - raw["original"]["p_cheese"]
+    dt = raw["cheese vector −1"]["p_top_right"] - raw["original"]["p_top_right"]
+    res["cheese_vector_delta_cheese"] = (float(dc.mean()), bootstrap_ci(dc, n_boot=300, seed=cfg.seed))
+    res["cheese_vector_delta_top_right"] = (float(dt.mean()), bootstrap_ci(dt, n_boot=300, seed=cfg.seed))
+    verdict = (V.SUPPORTED if res["cheese_vector_delta_cheese"][1][1] < 0 and res["cheese_vector_delta_top_right"][1][0] > 0
+               else V.INCONCLUSIVE)
+    st.report.score(_row("ME3", "the cheese vector lowers P(cheese) and raises P(top-right) at decision squares "
+                         "(both mean-change CIs exclude 0)", res["cheese_vector_delta_cheese"][0],
+                         res["cheese_vector_delta_cheese"][1], verdict))
     sec = Section("probes_me3", "ME3 / IG — evidence on sub-policies and goals", res)
     sec.table(["Condition (at the decision square)", "mean P(cheese)", "95% CI", "mean P(top-right)", "mean P(other)"],
               rows, caption="Steering vectors, composition, transfer and a random control")
@@ -536,7 +545,7 @@ def me3(st: ProbeStudy) -> Section:
         top_c, top_t = set(CH.ranking(c)[:cfg.top_channels]), set(CH.ranking(t)[:cfg.top_channels])
         res["channel_overlap"] = len(top_c & top_t)
         ev.append(["separate cheese / top-right channels", f"top-{cfg.top_channels} overlap: {len(top_c & top_t)}"])
-    runs = st.cache.get("retarget", {}).get("runs", {})
+    runs = {k: v for k, v in st.cache.get("retarget", {}).get("runs", {}).items() if k.startswith("budget_")}
     if runs:
         best = max(runs, key=lambda k: runs[k].mean())
         div = st.cache["retarget"]["divergence"]

@@ -64,6 +64,15 @@ def top_k_features(X: np.ndarray, y: np.ndarray, k: int, kind: str = "logistic")
     return np.argsort(-np.nan_to_num(f, nan=-1.0), kind="stable")[:k]
 
 
+def _fit_predict(kind: str, C: float, alpha: float, X: np.ndarray, y: np.ndarray, Xt: np.ndarray) -> np.ndarray:
+    """Fit and predict; many coordinate classes for few samples is expected here, so sklearn's hint is muted."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The number of unique classes", category=UserWarning)
+        return _model(kind, C, alpha).fit(X, y).predict(Xt)
+
+
 def _model(kind: str, C: float, alpha: float) -> Any:
     from sklearn.linear_model import LogisticRegression, Ridge
     from sklearn.pipeline import make_pipeline
@@ -110,8 +119,7 @@ def fit_probe(X: np.ndarray, y: np.ndarray, kind: str = "logistic", groups: np.n
         s = _score(kind, y[te], pred)
         return ProbeResult(kind, "accuracy", s, _ci(kind, y[te], pred, seed), s, s, len(tr), len(te),
                            None if feats is None else feats.tolist())
-    model = _model(kind, C, alpha).fit(X[tr], y[tr])
-    pred = model.predict(X[te])
+    pred = _fit_predict(kind, C, alpha, X[tr], y[tr], X[te])
     if kind == "logistic":
         vals, counts = np.unique(y[tr], return_counts=True)
         chance = _score(kind, y[te], np.full(len(te), vals[np.argmax(counts)]))
@@ -120,7 +128,7 @@ def fit_probe(X: np.ndarray, y: np.ndarray, kind: str = "logistic", groups: np.n
     shuffled = None
     if shuffle_control:
         perm = np.random.default_rng(seed + 1).permutation(y[tr])
-        shuffled = _score(kind, y[te], _model(kind, C, alpha).fit(X[tr], perm).predict(X[te]))
+        shuffled = _score(kind, y[te], _fit_predict(kind, C, alpha, X[tr], perm, X[te]))
     return ProbeResult(kind, "accuracy" if kind == "logistic" else "r2", _score(kind, y[te], pred),
                        _ci(kind, y[te], pred, seed), chance, shuffled, len(tr), len(te),
                        None if feats is None else feats.tolist())
@@ -164,7 +172,7 @@ def cheese_position_probe(X: np.ndarray, cheese_inner: np.ndarray, groups: np.nd
         if len(np.unique(y[tr])) < 2:
             p = np.full(len(te), y[tr][0])
         else:
-            p = _model("logistic", 1.0, 1.0).fit(X[tr][:, feats], y[tr]).predict(X[te][:, feats])
+            p = _fit_predict("logistic", 1.0, 1.0, X[tr][:, feats], y[tr], X[te][:, feats])
         preds.append(p)
         axes[name] = float((p == y[te]).mean())
     joint = (preds[0] == cheese_inner[te, 0]) & (preds[1] == cheese_inner[te, 1])

@@ -76,6 +76,7 @@ def test_bench_env_cli_json(capsys):
     out = json.loads(captured.out.strip().splitlines()[-1])
     assert rc == 0 and out["device"] == "cpu"
     assert out["procgen_sps"] > 0 and out["ours_sps"] > 0
+    assert out["procgen_cpu_us_per_step"] > 0 and out["ours_cpu_us_per_step"] > 0
     assert np.isclose(out["ratio"], out["ours_sps"] / out["procgen_sps"], rtol=0.01)
     with pytest.raises(SystemExit):
         main(["bench", "env", "--envs", "x"])

@@ -197,3 +197,22 @@ def test_tracking_hits_find_a_planted_equivariant_channel():
     scores = CH.tracking_hits(acts, cells).mean(0)
     assert scores[6] == 1.0 and np.delete(scores, 6).max() < 0.5
     assert CH.ranking(scores)[0] == 6 and CH.o2_count(scores) == 1
+
+
+def test_per_maze_policy_applies_each_mazes_own_patch(net_params, mazes):
+    from experiments.rollouts import evaluate
+
+    net, params = net_params
+    shape = I.layer_shape(net, LAYER)
+    vecs = np.random.default_rng(0).standard_normal((len(mazes), *shape)).astype(np.float32)
+    pol = I.per_maze_policy(net, params, mazes, {LAYER: I.AddVector(vecs, np.full((len(mazes), 1, 1, 1), 3.0))})
+    idx = np.array([2, 0, 2, 5])
+    sq = mazes.mouse[idx]
+    got, _ = evaluate(pol, mazes, idx, sq, np.zeros(4, bool), jax.random.PRNGKey(0))
+    for k, i in enumerate(idx):
+        want = I.HookedPolicy(net, params, {LAYER: I.AddVector(vecs[i], 3.0)})(D.observations(mazes, [i]), None)
+        np.testing.assert_allclose(got[k], np.asarray(want)[0], atol=1e-5)
+    plain, _ = evaluate(I.HookedPolicy(net, params, {}), mazes, idx, sq, np.zeros(4, bool), jax.random.PRNGKey(0))
+    assert np.abs(got - plain).max() > 1e-3  # the patch does something
+    with pytest.raises(ValueError, match="leading axis"):
+        I.per_maze_policy(net, params, mazes, {LAYER: I.AddVector(vecs[:2], 1.0)})

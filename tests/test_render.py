@@ -5,8 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mazeagent.env.render import composite_mouse, human_view, load_tables, render, render_static
 from mazeagent.env import tables as tables_mod
+from mazeagent.env.render import composite_mouse, human_view, load_tables, render, render_static
 from mazeagent.env.tables import TABLE_KEYS, build_tables, load_table_arrays
 from mazeagent.maze.level import CHEESE, SPACE, WALL, Level, inner_to_world, world_to_pixel_box
 from mazeagent.procgen import ProcgenMaze
@@ -120,6 +120,19 @@ def test_coordinates_level_square_to_pixel_box():
             assert ((changed[:, 1] >= left) & (changed[:, 1] < right)).all()
     # inner (0, 0) of a 25x25 maze is the bottom-left world square, drawn in the bottom-left pixels
     assert world_to_pixel_box(inner_to_world((0, 0), 25)) == (61, 64, 0, 3)
+
+
+def test_env_state_of_a_level_shows_that_level():
+    """Level -> env state (mazeagent.env.state_from_level) -> frame: the mouse is drawn in its square's box."""
+    from mazeagent.env import EnvParams, observe, state_from_level
+
+    tables, n = load_tables("hard"), 7
+    level = Level(walls=np.zeros((n, n), bool), mouse=(n - 1, 2), cheese=(0, n - 1))
+    frame = np.asarray(observe(state_from_level(level, EnvParams(), background=4), EnvParams()))
+    static = np.asarray(_static(jnp.asarray(level.world_codes()), 4, tables))
+    changed = np.argwhere(np.any(frame != static, axis=-1))
+    top, bottom, left, right = world_to_pixel_box(inner_to_world(level.mouse, n))
+    assert len(changed) and (changed.min(0) >= (top, left)).all() and (changed.max(0) < (bottom, right)).all()
 
 
 def test_human_view_is_an_exact_integer_upscale():

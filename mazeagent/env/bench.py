@@ -10,9 +10,13 @@ import os
 import sys
 import time
 
+import jax
 import numpy as np
+from tqdm import tqdm
 
-NUM_ACTIONS = 15
+from mazeagent.env.core import NUM_ACTIONS, EnvParams
+from mazeagent.env.vec import make_vec_env
+
 
 
 def cpu_cores() -> int:
@@ -22,11 +26,13 @@ def cpu_cores() -> int:
         return os.cpu_count() or 1
 
 
-def _timed(desc: str, seconds: float, step, units_per_call: int) -> float:
-    """Call ``step`` until ``seconds`` have passed; units per second. A tqdm bar (stderr) counts the seconds."""
-    from tqdm import tqdm
+def _timed(desc: str, seconds: float, step, units_per_call: int) -> tuple[float, float]:
+    """Call ``step`` until ``seconds`` have passed: (units per wall second, CPU microseconds per unit).
 
-    n, start, shown = 0, time.perf_counter(), 0.0
+    The CPU time (this process, all threads) is the load-robust figure on a shared machine. A tqdm bar (stderr)
+    counts the seconds.
+    """
+    n, start, cpu0, shown = 0, time.perf_counter(), time.process_time(), 0.0
     with tqdm(total=round(seconds, 1), desc=desc, unit="s", file=sys.stderr, leave=False,
               bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f}s {postfix}") as bar:
         while (elapsed := time.perf_counter() - start) < seconds:
@@ -36,12 +42,13 @@ def _timed(desc: str, seconds: float, step, units_per_call: int) -> float:
                 shown = elapsed
                 bar.set_postfix_str(f"{n * units_per_call / elapsed:,.0f} steps/s", refresh=False)
                 bar.update(round(elapsed - bar.n, 1))
-    return n * units_per_call / (time.perf_counter() - start)
+    units = n * units_per_call
+    return units / (time.perf_counter() - start), (time.process_time() - cpu0) / units * 1e6
 
 
 def bench_procgen(envs: int, seconds: float, seed: int = 0, distribution_mode: str = "hard",
-                  num_threads: int | None = None) -> float:
-    """Real procgen maze env-steps/s with observations (``num_threads`` defaults to the number of cores)."""
+                  num_threads: int | None = None) -> tuple[float, float]:
+    """Real procgen maze (env-steps/s, CPU us per env-step) with observations (threads default: one per core)."""
     from procgen import ProcgenGym3Env
 
     threads = cpu_cores() if num_threads is None else num_threads
@@ -58,17 +65,13 @@ def bench_procgen(envs: int, seconds: float, seed: int = 0, distribution_mode: s
 
     for _ in range(30):  # warm-up: thread pool, caches
         step()
-    sps = _timed("procgen", seconds, step, envs)
+    result = _timed("procgen", seconds, step, envs)
     env.close()
-    return sps
+    return result
 
 
 def make_rollout(envs: int, chunk: int, distribution_mode: str = "hard"):
     """A jitted ``(key, state, obs) -> (key, state, obs)`` running ``chunk`` steps of random actions."""
-    import jax
-
-    from mazeagent.env import EnvParams, make_vec_env
-
     vec = make_vec_env(EnvParams(distribution_mode=distribution_mode), envs)
 
     def body(carry, _):
@@ -85,10 +88,9 @@ def make_rollout(envs: int, chunk: int, distribution_mode: str = "hard"):
     return vec, rollout
 
 
-def bench_ours(envs: int, seconds: float, seed: int = 0, distribution_mode: str = "hard", chunk: int = 64) -> float:
-    """Our env's env-steps/s: ``chunk`` steps per jitted call, observation in the carry every step."""
-    import jax
-
+def bench_ours(envs: int, seconds: float, seed: int = 0, distribution_mode: str = "hard",
+               chunk: int = 64) -> tuple[float, float]:
+    """Our env's (env-steps/s, CPU us per env-step): ``chunk`` steps per jitted call, the obs in the carry."""
     vec, rollout = make_rollout(envs, chunk, distribution_mode)
     obs, state = vec.reset_procgen(seed)  # the levels procgen's side plays (ProcgenGym3Env(rand_seed=seed))
     key = jax.random.PRNGKey(seed)
@@ -102,8 +104,6 @@ def bench_ours(envs: int, seconds: float, seed: int = 0, distribution_mode: str 
 
 
 def device_name() -> str:
-    import jax
-
     d = jax.devices()[0]
     return d.platform if d.platform == "cpu" else f"{d.platform}:{d.device_kind}"
 
@@ -117,10 +117,13 @@ def bench_env(envs: int = 256, seconds: float = 10.0, seed: int = 0, distributio
         raise ValueError(f"--seconds must be > 0, got {seconds!r}")
     if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
         raise ValueError(f"--chunk must be a positive int, got {chunk!r}")
-    procgen_sps = None if skip_procgen else bench_procgen(envs, seconds, seed, distribution_mode)
-    ours_sps = bench_ours(envs, seconds, seed, distribution_mode, chunk)
+    procgen_sps, procgen_cpu = (None, None) if skip_procgen else bench_procgen(envs, seconds, seed,
+                                                                               distribution_mode)
+    ours_sps, ours_cpu = bench_ours(envs, seconds, seed, distribution_mode, chunk)
     return {"procgen_sps": None if procgen_sps is None else round(procgen_sps),
             "ours_sps": round(ours_sps),
             "ratio": None if procgen_sps is None else round(ours_sps / procgen_sps, 2),
             "device": device_name(), "envs": int(envs), "seconds": float(seconds), "cpu_cores": cpu_cores(),
-            "distribution_mode": distribution_mode}
+            "distribution_mode": distribution_mode,
+            "procgen_cpu_us_per_step": None if procgen_cpu is None else round(procgen_cpu, 3),
+            "ours_cpu_us_per_step": round(ours_cpu, 3)}

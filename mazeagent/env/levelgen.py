@@ -73,47 +73,74 @@ class GeneratedLevels:
                           mouse=np.asarray(self.mouse, np.int32), cheese=np.asarray(self.cheese, np.int32))
 
 
+def _kth_set_bit(words: jax.Array, k: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Position of the k-th (0-based) set bit of a bitset of uint32 words: ``(bit index, word, bit in word)``.
+    A popcount prefix over the words, then a 5-step binary search inside the word: O(words) instead of the
+    O(walls) cumsum/shift of a plain remaining-wall list."""
+    u32 = jnp.uint32
+    count = jax.lax.population_count(words).astype(jnp.int32)
+    w = jnp.sum(jnp.cumsum(count) <= k).astype(jnp.int32)
+    lane = jnp.arange(words.shape[0])
+    k = k - jnp.sum(jnp.where(lane < w, count, 0))
+    word = jnp.sum(jnp.where(lane == w, words, u32(0)), dtype=u32)
+    pos = jnp.int32(0)
+    for width in (16, 8, 4, 2, 1):
+        low = jax.lax.population_count(word & u32((1 << width) - 1)).astype(jnp.int32)
+        up = k >= low
+        k, word, pos = jnp.where(up, k - low, k), jnp.where(up, word >> u32(width), word), pos + width * up
+    return w * 32 + pos, w, pos
+
+
 def _kruskal(outputs: jax.Array, n: jax.Array, W: int):
     """procgen's ``MazeGen::generate_maze`` on an n x n maze.
 
     Returns ``(free, n_free, n_walls)``: the free cells (local ids ``y*W + x``) in the order procgen appends them to
-    ``free_cells``, their count, and the number of walls (= Kruskal draws). The loop only tracks the remaining-wall
-    list (a shift-left erase, so the k-th remaining wall is a one-hot pick, no cumsum), room labels and the step at
-    which each room/wall first became free; the free list is recovered afterwards by sorting those stamps
-    (a merge frees ``a``, the midpoint, ``b`` in that order: stamps 3t, 3t+1, 3t+2). One-hot updates instead of
-    scatters: under vmap on CPU they are much faster.
+    ``free_cells``, their count, and the number of walls (= Kruskal draws). The loop carries only the remaining
+    walls (a bitset: ``vector::erase`` keeps order, so "k-th remaining" is the k-th set bit) and the room labels
+    (uint8); it emits (wall, merged?) per step. Which cells became free when is recovered afterwards: a merge at
+    step t frees ``a``, the midpoint, ``b`` in that order (stamps 3t, 3t+1, 3t+2, a room keeps its first), and the
+    free list is the cells sorted by stamp. Wall ``idx`` has closed-form endpoints (spec §5): the first
+    ``(c-1)c`` walls are horizontal links, the rest vertical.
     """
     C = (W + 1) // 2
     max_walls = 2 * C * (C - 1)
-    i16 = jnp.int16  # every id/stamp < 2**14; narrow lanes halve the memory traffic that bounds this loop on CPU
-    never = jnp.array(2**14, i16)
+    n_words = -(-max_walls // 32)
+    never = jnp.int32(2**30)
     c = (n + 1) // 2
     n_walls = 2 * c * (c - 1)
     n_horiz = (c - 1) * c
-    walls, rooms = jnp.arange(max_walls, dtype=i16), jnp.arange(C * C, dtype=i16)
+    rooms = jnp.arange(C * C, dtype=jnp.uint8)  # C*C <= 169 rooms fit uint8 labels
+    lane = jnp.arange(n_words)
+    bit = jnp.arange(n_words * 32).reshape(n_words, 32)
+    remaining = jnp.sum(jnp.where(bit < n_walls, jnp.uint32(1) << (bit % 32).astype(jnp.uint32), 0),
+                        axis=1, dtype=jnp.uint32)
 
-    def body(t, carry):
-        order, label, room_t, wall_t = carry
-        active = t < n_walls
-        k = mt.randn(outputs[3 + t], jnp.maximum(n_walls - t, 1)).astype(i16)
-        idx = jnp.max(jnp.where(walls == k, order, 0)).astype(jnp.int32)
-        order = jnp.where(walls >= k, jnp.concatenate([order[1:], order[:1]]), order)  # vector::erase(k)
+    def rooms_of(idx):
         horiz = idx < n_horiz
         v = idx - n_horiz
-        ra = jnp.where(horiz, (idx // c) * C + idx % c, (v // (c - 1)) * C + v % (c - 1)).astype(i16)
-        rb = ra + jnp.where(horiz, C, 1).astype(i16)
-        la = jnp.max(jnp.where(rooms == ra, label, 0))
-        lb = jnp.max(jnp.where(rooms == rb, label, 0))
-        merge = active & (la != lb)
-        t3 = (3 * t).astype(i16)
-        first = jnp.where(rooms == ra, t3, jnp.where(rooms == rb, t3 + 2, never))
-        room_t = jnp.where(merge & (room_t == never), first, room_t)
-        wall_t = jnp.where(merge & (walls == idx), t3 + 1, wall_t)
-        label = jnp.where(merge & (label == la), lb, label)
-        return order, label, room_t, wall_t
+        ra = jnp.where(horiz, (idx // c) * C + idx % c, (v // (c - 1)) * C + v % (c - 1))
+        return ra, ra + jnp.where(horiz, C, 1)
 
-    init = (walls, rooms, jnp.full(C * C, never), jnp.full(max_walls, never))
-    _, _, room_t, wall_t = jax.lax.fori_loop(0, max_walls, body, init, unroll=1)
+    def body(carry, tk):
+        remaining, label = carry
+        t, k = tk
+        idx, w, pos = _kth_set_bit(remaining, k)
+        active = t < n_walls
+        remaining = jnp.where((lane == w) & active, remaining ^ (jnp.uint32(1) << pos.astype(jnp.uint32)), remaining)
+        ra, rb = rooms_of(idx)
+        la = jnp.max(jnp.where(rooms == ra.astype(jnp.uint8), label, 0))
+        lb = jnp.max(jnp.where(rooms == rb.astype(jnp.uint8), label, 0))
+        merge = active & (la != lb)
+        label = jnp.where(merge & (label == la), lb, label)
+        return (remaining, label), (idx, merge)
+
+    ts = jnp.arange(max_walls)
+    ks = mt.randn(jax.lax.dynamic_slice(outputs, (3,), (max_walls,)), jnp.maximum(n_walls - ts, 1))
+    _, (idx, merge) = jax.lax.scan(body, (remaining, rooms), (ts, ks))
+    ra, rb = rooms_of(idx)
+    wall_t = jnp.full(max_walls, never).at[idx].min(jnp.where(merge, 3 * ts + 1, never))
+    room_t = jnp.full(C * C, never).at[ra].min(jnp.where(merge, 3 * ts, never))
+    room_t = room_t.at[rb].min(jnp.where(merge, 3 * ts + 2, never))
     y, x = jnp.mgrid[0:W, 0:W]  # local cell (x, y) at flat id y*W + x
     hx, hy = x // 2, y // 2
     stamp = jnp.where((x % 2 == 0) & (y % 2 == 0), room_t[jnp.minimum(hx * C + hy, C * C - 1)], never)

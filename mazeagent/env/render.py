@@ -69,8 +69,8 @@ def _source_over(dst, rgba, xp=jnp):
 
 def _separable_cover(cover: np.ndarray, world: int):
     """Per pixel row/col the first and second covering world row/col; checks cover == their product, x-major."""
-    rows = [sorted({int(c) // world for c in cover[r, :, :].ravel() if c >= 0}) for r in range(OBS)]
-    cols = [sorted({int(c) % world for c in cover[:, c, :].ravel() if c >= 0}) for c in range(OBS)]
+    rows = [sorted({int(k) // world for k in cover[r].ravel() if k >= 0}) for r in range(OBS)]
+    cols = [sorted({int(k) % world for k in cover[:, c].ravel() if k >= 0}) for c in range(OBS)]
     for r in range(OBS):
         for c in range(OBS):
             expect = [y * world + x for x in cols[c] for y in rows[r]]
