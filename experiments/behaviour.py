@@ -8,12 +8,15 @@ decision square and the cheese outside the top-right 5×5 region (predictions.md
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from experiments import stats, verdicts
 from experiments.report import Report, Section, fmt
 from experiments.rollouts import HORIZONS, Mazes
 from mazeagent.maze.geometry import PREDICTION_FACTORS, QUADRANTS
+from mazeagent.maze.level import Level
 
 PRIMARY = 256
 AWAY = ("top_left", "bottom_right")
@@ -36,7 +39,7 @@ def _plt():
 
 # ----------------------------------------------------------------------------------------------------------- B1
 
-def b1(df, rep: Report) -> Section:
+def b1(df: Any, rep: Report) -> Section:
     """Attainment overall, by cheese quadrant, by maze size, and as a heatmap over cheese squares."""
     sec = Section("b1", "B1 — generalisation: cheese vs top-right attainment")
     quad = df["cheese_quadrant"].to_numpy()
@@ -128,12 +131,12 @@ def _b1_figures(df, res: dict, rep: Report, sec: Section) -> None:
 
 # --------------------------------------------------------------------------------------------------- B2 / F1-F10
 
-def factor_subset(df):
+def factor_subset(df: Any) -> Any:
     """Mazes with a decision square and the cheese outside the top-right 5×5 region (predictions.md)."""
     return df[(df["has_decision_square"] == 1) & (df["cheese_in_top_right_region"] == 0)]
 
 
-def factors(df, rep: Report, cfg: stats.StatsConfig, horizon: int = PRIMARY) -> Section:
+def factors(df: Any, rep: Report, cfg: stats.StatsConfig, horizon: int = PRIMARY) -> Section:
     """F1–F10 single- and multi-factor L1 regressions, VIF, drop-one, verdicts; then the B2 attributes."""
     sec = Section("factors", f"B2 / F1–F10 — what predicts cheese attainment ({horizon} steps)")
     sub = factor_subset(df)
@@ -230,7 +233,7 @@ def _b2(df, rep: Report, sec: Section, cfg: stats.StatsConfig, horizon: int) -> 
 
 # ------------------------------------------------------------------------------------------------------------ F11
 
-def lengthen_edit(level):
+def lengthen_edit(level: Level) -> tuple[Level, float, float] | None:
     """Close one passage of the decision-square→cheese path and open the one wall that reconnects the maze with
     the longest new route, keeping the mouse, cheese, top-right square and decision square where they are (so every
     Euclidean distance is fixed). Returns ``(edited level, old steps, new steps)`` or None if no such edit exists."""
@@ -269,8 +272,6 @@ def lengthen_edit(level):
         w = walls.copy()
         w[p], w[q] = True, False
         edited.append(w)
-    from mazeagent.maze.level import Level
-
     levels = [Level(walls=w, mouse=level.mouse, cheese=level.cheese) for w in edited]
     ge = analyse(LevelBatch.stack(levels))
     steps = ge.factors()["steps_cheese_decision_square"]
@@ -284,7 +285,7 @@ def lengthen_edit(level):
     return out, float(old), float(steps[best])
 
 
-def f11(policy, mazes: Mazes, df, rep: Report, n_mazes: int, seed: int, key) -> Section:
+def f11(policy: Any, mazes: Mazes, df: Any, rep: Report, n_mazes: int, seed: int, key: Any) -> Section:
     """P(first move toward the cheese at the decision square), before vs after lengthening the legal-steps
     distance decision square→cheese with every Euclidean distance fixed."""
     from experiments.decision import probs_at_decision

@@ -21,6 +21,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser("demo", help="a small behaviour study on the bundled agent (minutes on a CPU)")
     p.add_argument("--out", default="out/demo", help="report directory (default out/demo)")
+    p.add_argument("--train", action="store_true",
+                   help="without a bundled agent, train a tiny one first (slow on a busy CPU)")
     _common(p, mazes=None)
     p.set_defaults(func=_demo)
 
@@ -93,7 +95,7 @@ def _demo(args: argparse.Namespace) -> int:
     out = Path(args.out)
     cfg = replace(DEMO, seed=args.seed, greedy=args.greedy, wandb=args.wandb,
                   **({"mazes": args.mazes} if args.mazes else {}))
-    policy, name = demo_policy(out, args.seed, progress=not args.no_progress)
+    policy, name = demo_policy(out, args.seed, train=args.train, progress=not args.no_progress)
     _done(run_study(policy, out, cfg, checkpoint=name, progress=not args.no_progress))
     return 0
 

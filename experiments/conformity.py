@@ -3,9 +3,10 @@
 For every open square of a maze (the mouse placed there facing left, the cheese in place) we read the policy's
 grouped distribution and the value head. The value-maximising move is the open neighbour with the highest value;
 a neighbour holding the cheese beats every other (its reward ends the episode; the network never sees the mouse
-on the cheese). Conformity = the most probable move group is that move; we also report the share of squares where
+on the cheese). Conformity = the argmax move is that move; we also report the share of squares where
 the policy puts at least 25/50/75/95/99.5% on it. U1: decision squares; U2: all squares; U3: squares inside the
-top-right 5×5 region (where training put the cheese).
+top-right 5×5 region (where training put the cheese). "Argmax move" = the move group of the argmax of the
+15 logits, i.e. the move greedy play (``--greedy``) makes.
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import numpy as np
 from experiments import stats, verdicts
 from experiments.report import Report, Section
 from experiments.rollouts import Mazes, evaluate, grouped_probs
+from mazeagent.nets import ACTION_TO_GROUP
 
 THRESHOLDS = (0.25, 0.5, 0.75, 0.95, 0.995)
 SETS = {"U1": "decision squares", "U2": "all squares", "U3": "top-right 5×5 region"}
@@ -47,7 +49,8 @@ def square_table(policy, mazes: Mazes, idx: np.ndarray, key) -> dict[str, np.nda
     best = nb_val.argmax(axis=1)  # geometry's MOVES order = the first four policy groups
     p = grouped_probs(logits)
     ds = g.decision_square[m_idx]
-    return {"maze": m_idx, "square": squares, "conform": p.argmax(axis=1) == best,
+    greedy = ACTION_TO_GROUP[np.argmax(logits, axis=1)]  # the move greedy play makes (argmax of the 15 logits)
+    return {"maze": m_idx, "square": squares, "conform": greedy == best,
             "p_best": p[np.arange(len(p)), best],
             "U1": (squares == ds).all(axis=1), "U2": np.ones(len(m_idx), bool),
             "U3": g.region[m_idx, squares[:, 0], squares[:, 1]]}

@@ -336,7 +336,8 @@ class Rollouts:
         return paths
 
 
-def _chunk(policy, mazes: Mazes, idx: np.ndarray, cfg: RolloutConfig, key: jax.Array, counters: dict) -> dict:
+def _chunk(policy, mazes: Mazes, idx: np.ndarray, cfg: RolloutConfig, key: jax.Array, counters: dict,
+           on_finished: Callable[[int], Any] = lambda n: None) -> dict:
     """Play the mazes ``idx``; the batch is padded (with finished dummy episodes) to few distinct sizes so the
     jitted loop compiles once per size."""
     n_real = len(idx)
@@ -357,10 +358,14 @@ def _chunk(policy, mazes: Mazes, idx: np.ndarray, cfg: RolloutConfig, key: jax.A
           "t_tr": jnp.where(jnp.asarray((start == g.top_right[idx]).all(-1)), 0, -1).astype(jnp.int32),
           "t_region": jnp.where(region[jnp.arange(M), start[:, 0], start[:, 1]], 0, -1).astype(jnp.int32),
           "moves": jnp.full((M, H), -1, jnp.int8)}
+    reported = 0
     while True:
         st = _advance(st, logp, best, known_dev, walls,
                       jnp.asarray(mazes.cheese[idx]), jnp.asarray(g.top_right[idx]), region, keys, H, cfg.greedy)
         pending = np.asarray(~st["done"] & (st["t"] < H))
+        finished = int((~pending[:n_real]).sum())
+        on_finished(finished - reported)  # progress per finished episode, not per chunk
+        reported = finished
         if not pending.any():
             return {k: np.asarray(v)[:n_real] for k, v in st.items()}
         rows = np.nonzero(pending)[0]
@@ -418,8 +423,7 @@ def rollout(policy: Any, mazes: Mazes, cfg: RolloutConfig = RolloutConfig(), pro
     with tqdm(total=len(mazes), unit="maze", desc="rollouts", disable=not progress, smoothing=0) as bar:
         for s in range(0, len(mazes), cfg.chunk):
             idx = np.arange(s, min(s + cfg.chunk, len(mazes)))
-            parts.append(_chunk(policy, mazes, idx, cfg, key, counters))
-            bar.update(len(idx))
+            parts.append(_chunk(policy, mazes, idx, cfg, key, counters, bar.update))
     elapsed = time.perf_counter() - t0
     res = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     df = pd.DataFrame(episode_columns(mazes, res, cfg.horizon))

@@ -94,24 +94,34 @@ def bundled_checkpoint() -> Path | None:
     return ASSET_AGENT if ASSET_AGENT.exists() and any(ASSET_AGENT.iterdir()) else None
 
 
-def demo_policy(out_dir: Path, seed: int, progress: bool = True) -> tuple[Any, str]:
-    """The bundled agent, else a tiny agent trained here once (cached in ``out_dir/agent``) so the demo runs
-    anywhere; the report says which."""
+def demo_policy(out_dir: Path, seed: int, train: bool = False, progress: bool = True) -> tuple[Any, str]:
+    """The bundled agent; without one, a tiny agent trained here (``train=True``, cached in ``out_dir/agent``;
+    slow on a busy CPU) or an untrained scale-1 network, so the demo always runs. The report says which."""
     from experiments.rollouts import NetPolicy
 
     ckpt = bundled_checkpoint()
     if ckpt is not None:
         return NetPolicy.load(ckpt), str(ckpt)
     from mazeagent.ppo.checkpoint import list_checkpoints
-    from mazeagent.ppo.config import make_config
-    from mazeagent.ppo.runner import checkpoint_dir, run
+    from mazeagent.ppo.runner import checkpoint_dir
 
     agent = out_dir / "agent"
-    if not list_checkpoints(checkpoint_dir(agent)):
-        print(f"no bundled agent under {ASSET_AGENT}; training a tiny one into {agent} (CPU, a few minutes)")
+    if train and not list_checkpoints(checkpoint_dir(agent)):
+        from mazeagent.ppo.config import make_config
+        from mazeagent.ppo.runner import run
+
+        print(f"no bundled agent under {ASSET_AGENT}; training a tiny one into {agent}")
         config = make_config("tiny", ["distribution_mode=hard", "timeout=500", "rand_region=5",
                                       "total_timesteps=16384", "num_envs=64", "num_steps=64"], seed)
         rc = run(config, agent, progress=progress)
         if rc:
             raise ValueError(f"training the demo agent failed with exit code {rc}")
-    return NetPolicy.load(agent), f"{agent} (tiny demo agent trained here: not the published agent)"
+    if list_checkpoints(checkpoint_dir(agent)):
+        return NetPolicy.load(agent), f"{agent} (tiny demo agent trained here: not the published agent)"
+    from mazeagent.nets import ImpalaCNN
+
+    print(f"WARNING: no bundled agent under {ASSET_AGENT}: the demo plays an UNTRAINED scale-1 network "
+          "(pass --train to train a tiny agent first, or --checkpoint to `mazeagent study`)")
+    net = ImpalaCNN(scale=1)
+    params = net.init(jax.random.PRNGKey(seed), np.zeros((1, 64, 64, 3), np.uint8))
+    return NetPolicy(net, params), "UNTRAINED scale-1 network (no agent bundled under mazeagent/assets/agent)"

@@ -28,8 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--channel-mazes", type=int, default=20, help="mazes for channel discovery (default 20)")
     p.add_argument("--placements", type=int, default=16, help="cheese squares per discovery maze (default 16)")
     p.add_argument("--value", type=float, default=5.5, help="clamp value for retargeting (default 5.5)")
-    p.add_argument("--horizon", type=int, default=500, choices=(256, 500),
-                   help="episode horizon: 256 (procgen-tools' statistics) or 500 (procgen's timeout, default)")
+    p.add_argument("--horizon", type=int, default=500,
+                   help="episode horizon, <= 500 (default 500, procgen's timeout; procgen-tools' statistics use 256)")
     p.add_argument("--wandb", default="offline", choices=("offline", "online", "disabled"),
                    help="wandb mode (default offline, written under --out)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")

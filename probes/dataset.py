@@ -36,9 +36,21 @@ def observations(mazes: Any, idx: np.ndarray, squares: np.ndarray | None = None,
     squares = mazes.mouse[idx] if squares is None else np.asarray(squares)
     reflected = np.zeros(len(idx), bool) if reflected is None else np.asarray(reflected, bool)
     uniq, inv = np.unique(idx, return_inverse=True)
-    frames = static_frames(mazes, uniq)
+    frames = static_frames(mazes, pad_pow2(uniq, 8))  # padded sizes: few compilations of the renderers
     _, compose = _renderers()
-    return compose(frames[jnp.asarray(inv)], jnp.asarray(squares, jnp.int32), jnp.asarray(reflected))
+    b = len(idx)
+    out = compose(frames[jnp.asarray(pad_pow2(inv, 16))], jnp.asarray(pad_pow2(squares, 16), jnp.int32),
+                  jnp.asarray(pad_pow2(reflected, 16)))
+    return out[:b]
+
+
+def pad_pow2(a: np.ndarray, minimum: int) -> np.ndarray:
+    """``a`` padded along axis 0 (repeating its first row) to a power of two >= ``minimum``."""
+    a = np.asarray(a)
+    size = max(minimum, 1 << (max(len(a), 1) - 1).bit_length())
+    if not len(a):
+        return np.zeros((size, *a.shape[1:]), a.dtype)
+    return np.concatenate([a, np.repeat(a[:1], size - len(a), 0)])
 
 
 @functools.lru_cache(maxsize=None)

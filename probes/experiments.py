@@ -15,7 +15,7 @@ import numpy as np
 
 from experiments import verdicts as V
 from experiments.report import Report, Section
-from experiments.rollouts import HORIZONS, RolloutConfig, generate_mazes, rollout
+from experiments.rollouts import RolloutConfig, generate_mazes, rollout
 from experiments.stats import bootstrap_ci, proportion
 from mazeagent.maze.level import CHEESE, SPACE
 from mazeagent.nets.hooks import DEFAULT_LAYER
@@ -54,8 +54,7 @@ class ProbeStudyConfig:
                   "targets_per_maze", "top_channels", "chunk"):
             if getattr(self, k) < 1:
                 raise ValueError(f"{k} must be >= 1, got {getattr(self, k)}")
-        if self.horizon not in HORIZONS:
-            raise ValueError(f"horizon must be one of {HORIZONS} (the horizons rollouts record), got {self.horizon}")
+        RolloutConfig(horizon=self.horizon)  # validates it
 
 
 @dataclass
@@ -197,7 +196,13 @@ def me2(st: ProbeStudy, top_k: int = 256) -> Section:
 # ---------------------------------------------------------------------------------------------------- ME1
 
 def _rates(df: Any, h: int) -> dict:
-    return {"cheese": proportion(df[f"cheese_{h}"].to_numpy()), "top_right": proportion(df[f"top_right_{h}"].to_numpy())}
+    return {"cheese": proportion(got(df, "cheese", h)), "top_right": proportion(got(df, "top_right", h))}
+
+
+def got(df: Any, what: str, h: int) -> np.ndarray:
+    """Per episode: reached ``what`` ("cheese" / "top_right") within ``h`` steps (from the first-hit times)."""
+    t = df[f"t_{what}"].to_numpy()
+    return (t >= 0) & (t <= h)
 
 
 def _cut_ci(base: np.ndarray, patched: np.ndarray, seed: int) -> tuple[float, tuple[float, float]]:
@@ -243,8 +248,8 @@ def me1(st: ProbeStudy) -> Section:
     rows, table = [], []
     for k, (name, kind, pol) in enumerate(patches):
         df = st.play(pol, mz)
-        cut, cut_ci = _cut_ci(base[f"cheese_{h}"].to_numpy(), df[f"cheese_{h}"].to_numpy(), cfg.seed + k)
-        tr_drop, tr_ci = _cut_ci(base[f"top_right_{h}"].to_numpy(), df[f"top_right_{h}"].to_numpy(), cfg.seed + k)
+        cut, cut_ci = _cut_ci(got(base, "cheese", h), got(df, "cheese", h), cfg.seed + k)
+        tr_drop, tr_ci = _cut_ci(got(base, "top_right", h), got(df, "top_right", h), cfg.seed + k)
         r = {"patch": name, "kind": kind, **_rates(df, h), "cheese_cut": cut, "cheese_cut_ci": cut_ci,
              "top_right_drop": tr_drop, "top_right_drop_ci": tr_ci, "feasible": bool(tr_drop <= 0.25)}
         rows.append(r)
@@ -353,7 +358,7 @@ def retarget_success(st: ProbeStudy, name: str, order: np.ndarray | None, n_entr
             masks = _masks(st, order, targets[:, t], n_entries)
             vals = np.full((len(mz), 1, 1, 1), value, np.float32)
             pol = I.per_maze_policy(st.net, st.params, m, {st.cfg.layer: I.SetMasked(masks, vals)})
-        out[:, t] = st.play(pol, m, seed_offset=t)[f"cheese_{st.cfg.horizon}"].to_numpy()
+        out[:, t] = got(st.play(pol, m, seed_offset=t), "cheese", st.cfg.horizon)
     setup["runs"][name] = out
     return out
 
@@ -482,7 +487,7 @@ def o3(st: ProbeStudy) -> Section:
         grid = mz.grid.copy()
         grid[np.arange(len(mz)), targets[:, t, 0], targets[:, t, 1]] = CHEESE
         m = replace(mz, grid=grid, cheese=targets[:, t])
-        cheese_ok[:, t] = st.play(st.policy(), m, seed_offset=t)[f"cheese_{cfg.horizon}"].to_numpy()
+        cheese_ok[:, t] = got(st.play(st.policy(), m, seed_offset=t), "cheese", cfg.horizon)
     pair = np.stack([edited.ravel(), cheese_ok.ravel()], 1).astype(float)
     diff = float(pair[:, 0].mean() - pair[:, 1].mean())
     ci = bootstrap_ci(pair, lambda a: a[:, 0].mean() - a[:, 1].mean(), n_boot=500, seed=cfg.seed)

@@ -221,6 +221,20 @@ def layer_shape(net: Any, name: str) -> tuple[int, ...]:
     return hook_shapes(net.scale)[name]
 
 
+def padded_apply(net: Any, params: Any, obs: jax.Array, hooks: Mapping[str, Any] | None = None,
+                 per_row: bool = False, min_batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`hooked_apply` on a batch padded to a power of two (>= ``min_batch``), so the many batch sizes of a
+    rollout reuse a handful of compilations. ``per_row``: hook leaves carry a leading batch axis, padded too."""
+    b = int(obs.shape[0])
+    size = max(min_batch, 1 << (max(b, 1) - 1).bit_length())
+    pad = lambda a: jnp.pad(jnp.asarray(a), [(0, size - b)] + [(0, 0)] * (jnp.ndim(a) - 1))  # noqa: E731
+    hooks = dict(hooks or {})
+    if per_row:
+        hooks = jax.tree.map(pad, hooks)
+    logits, value = hooked_apply(net, params, pad(obs), hooks)
+    return np.asarray(logits)[:b], np.asarray(value)[:b]
+
+
 @struct.dataclass
 class HookedPolicy:
     """A network with fixed interventions as a rollout policy (``policy(obs, key) -> logits``)."""
@@ -229,11 +243,11 @@ class HookedPolicy:
     params: Any
     hooks: dict
 
-    def __call__(self, obs: jax.Array, key: jax.Array) -> jax.Array:
-        return hooked_apply(self.net, self.params, obs, self.hooks)[0]
+    def __call__(self, obs: jax.Array, key: jax.Array) -> np.ndarray:
+        return padded_apply(self.net, self.params, obs, self.hooks)[0]
 
-    def logits_value(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
-        return hooked_apply(self.net, self.params, obs, self.hooks)
+    def logits_value(self, obs: jax.Array) -> tuple[np.ndarray, np.ndarray]:
+        return padded_apply(self.net, self.params, obs, self.hooks)
 
 
 def per_maze_policy(net: Any, params: Any, mazes: Any, hooks_by_maze: Mapping[str, Any]) -> Any:
@@ -244,8 +258,8 @@ def per_maze_policy(net: Any, params: Any, mazes: Any, hooks_by_maze: Mapping[st
     :class:`experiments.rollouts.StatePolicy` that recognises its maze from (walls, cheese) and renders the frame
     itself; mazes must therefore be distinct.
     """
-    from experiments.rollouts import StatePolicy, _bucket
-    from probes.dataset import observations
+    from experiments.rollouts import StatePolicy
+    from probes.dataset import pad_pow2, observations
 
     walls, cheese = mazes.batch.walls, mazes.batch.cheese
     index = {walls[i].tobytes() + cheese[i].tobytes(): i for i in range(len(mazes))}
@@ -256,14 +270,13 @@ def per_maze_policy(net: Any, params: Any, mazes: Any, hooks_by_maze: Mapping[st
         if np.shape(leaf)[:1] != (len(mazes),):
             raise ValueError(f"every leaf of hooks_by_maze needs a leading axis of {len(mazes)} mazes, "
                              f"got shape {np.shape(leaf)}")
+    hooks_by_maze = jax.tree.map(jnp.asarray, dict(hooks_by_maze))  # on the device once, gathered per call
 
     def fn(batch: Any, reflected: np.ndarray, key: jax.Array) -> np.ndarray:
         rows = np.array([index[batch.walls[j].tobytes() + batch.cheese[j].tobytes()] for j in range(len(batch))])
         k = len(rows)
-        pad = _bucket(k, 1 << 30) - k
-        rows_p = np.pad(rows, (0, pad))
-        obs = observations(mazes, rows_p, np.pad(batch.mouse, ((0, pad), (0, 0))), np.pad(reflected, (0, pad)))
-        hooks = jax.tree.map(lambda a: jnp.asarray(a)[rows_p], dict(hooks_by_maze))
-        return np.asarray(hooked_apply(net, params, obs, hooks)[0])[:k]
+        rows, mouse, refl = (pad_pow2(a, 64) for a in (rows, batch.mouse, reflected))  # few compiled shapes
+        hooks = jax.tree.map(lambda a: a[rows], hooks_by_maze)
+        return np.asarray(hooked_apply(net, params, observations(mazes, rows, mouse, refl), hooks)[0])[:k]
 
     return StatePolicy(fn)

@@ -59,7 +59,10 @@ def top_k_features(X: np.ndarray, y: np.ndarray, k: int, kind: str = "logistic")
 
     if not 1 <= k <= X.shape[1]:
         raise ValueError(f"top_k must be in [1, {X.shape[1]}], got {k}")
-    with np.errstate(divide="ignore", invalid="ignore"):
+    import warnings
+
+    with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Features ", category=UserWarning)
         f, _ = (f_classif if kind == "logistic" else f_regression)(X, y)
     return np.argsort(-np.nan_to_num(f, nan=-1.0), kind="stable")[:k]
 

@@ -279,3 +279,30 @@ def test_sync_globs_and_report(tmp_path):
 def test_status_without_submissions_is_a_clear_error(tmp_path, capsys):
     assert main(["status", str(tmp_path)]) == 2
     assert "no submissions recorded" in capsys.readouterr().err
+
+
+def test_study_plan_is_a_shard_array_plus_a_dependent_merge(tmp_path):
+    import numpy as np
+
+    from mazeagent.ppo.checkpoint import save_checkpoint
+
+    ckpt = tmp_path / "agent"
+    save_checkpoint(ckpt / "checkpoints", {"params": {"w": np.zeros(2, np.float32)}}, make_config("tiny"), 8)
+    kw = dict(seed=3, study_args=("--greedy",), max_parallel=2)
+    try:
+        S._check_study_sharding()
+    except ValueError as e:  # the study command has not grown --shard/--merge yet: refused up front, clearly
+        assert "no --shard/--merge" in str(e)
+        with pytest.raises(ValueError, match="no --shard/--merge"):
+            S.plan_study(ckpt, 100, tmp_path / "study", 4, **kw)
+        return
+    plan = S.plan_study(ckpt, 100, tmp_path / "study", 4, **kw)
+    shards, merge = plan.jobs
+    assert "--array=0-3%2" in _sbatch_options(shards.script) and merge.after == 0
+    assert '--shard "${SLURM_ARRAY_TASK_ID:?not an array task}/4"' in shards.script
+    assert "--merge 4" in merge.script and "--seed 3" in merge.script and "--greedy" in merge.script
+    assert S.sbatch_command(merge, "41")[2:4] == ["--dependency=afterok:41", "--kill-on-invalid-dep=yes"]
+    for job in plan.jobs:
+        _bash_ok(job.script, tmp_path)
+    with pytest.raises(ValueError, match="--shards must be between 1 and --mazes"):
+        S.plan_study(ckpt, 3, tmp_path / "study", 4)

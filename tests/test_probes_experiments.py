@@ -7,8 +7,8 @@ import pytest
 
 from mazeagent.cli import main
 
-TINY = ["--random-init", "1", "--me1-mazes", "4", "--probe-mazes", "12", "--retarget-mazes", "3", "--targets", "1",
-        "--channel-mazes", "2", "--placements", "4", "--horizon", "256", "--no-progress"]
+TINY = ["--random-init", "1", "--me1-mazes", "3", "--probe-mazes", "8", "--retarget-mazes", "3", "--targets", "1",
+        "--channel-mazes", "2", "--placements", "4", "--horizon", "24", "--no-progress"]
 
 
 def test_all_experiments_write_sections_scorecard_figures_and_wandb(tmp_path):
@@ -24,10 +24,10 @@ def test_all_experiments_write_sections_scorecard_figures_and_wandb(tmp_path):
     assert [b["entries"] for b in me6["budgets"]] == [1, 8, 82, 819]  # of 16*16*32 = 8192 activations
     for b in me6["budgets"]:
         lo, hi = b["maze_share"]["ci"]
-        assert 0 <= lo <= b["maze_share"]["rate"] <= hi <= 1
+        assert 0 <= lo <= b["maze_share"]["rate"] + 1e-12 and b["maze_share"]["rate"] <= hi <= 1
     assert sum(b["n"] for b in me6["by_divergence"]) == 3
     me1 = sections["probes_me1"]
-    assert me1["n_mazes"] == 4 and {p["kind"] for p in me1["patches"]} == {"patch", "control"}
+    assert me1["n_mazes"] == 3 and {p["kind"] for p in me1["patches"]} == {"patch", "control"}
     assert abs(sum(me1["decision_square_probs"]["original"].values()) - 1) < 1e-4
     o2 = sections["probes_o2"]
     assert o2["n_channels"] == 32 and o2["count_cheese"] == rows["O2"]["value"]

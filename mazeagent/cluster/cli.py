@@ -71,6 +71,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--shards", type=int, required=True, help="array tasks to split the mazes over")
     p.add_argument("--seed", type=int, default=0, help="study seed (same seed -> same results.json at any --shards)")
     p.add_argument("--name", default=None, help="Slurm job name (default: from --out)")
+    p.add_argument("--max-parallel", type=int, default=None, help="at most this many shards at once (%%N)")
     p.add_argument("--study-arg", dest="study_args", action="append", default=[], metavar="ARG",
                    help="extra argument passed to `mazeagent study` (repeatable)")
     _add_resources(p, time="4:00:00", cpus=4)
@@ -95,7 +96,8 @@ def _submit(args: argparse.Namespace) -> int:
 
     if args.kind == "study":
         plan = S.plan_study(args.checkpoint, args.mazes, args.out, args.shards, seed=args.seed,
-                            resources=_resources(args), study_args=tuple(args.study_args), name=args.name)
+                            resources=_resources(args), study_args=tuple(args.study_args), name=args.name,
+                            max_parallel=args.max_parallel)
     else:
         res = _resources(args, signal_lead_s=args.signal_lead, max_restarts=args.max_restarts)
         wandb = S.WandbOptions(mode=args.wandb_mode, project=args.wandb_project, entity=args.wandb_entity,

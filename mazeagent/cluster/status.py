@@ -84,7 +84,8 @@ def format_report(report: dict[str, Any]) -> str:
             for t in job["tasks"]:
                 extra = "".join(f" {k}={t[k]}" for k in ("exit", "restarts", "reason") if t.get(k) not in
                                 (None, "", "0", "None", "0:0"))
-                lines.append(f"    {t['id']:>14} {t['state']:<11}{extra}  log {t.get('log') or _task_log(job, t['id'])}")
+                log = t.get("log") or _task_log(job, t["id"])
+                lines.append(f"    {t['id']:>14} {t['state']:<11}{extra}  log {log}")
         if sub["wandb_offline_runs"]:
             lines.append(f"  {len(sub['wandb_offline_runs'])} offline wandb run segment(s); upload with:")
             lines.append(f"    wandb sync {' '.join(sync_globs(sub['out'], sub['wandb_offline_runs']))}")

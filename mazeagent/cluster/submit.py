@@ -193,11 +193,11 @@ class Resources:
                 raise ValueError(f"--sbatch-arg {opt!r}: that option is set by the template")
         return self
 
-    def sbatch_lines(self, with_gpus: bool = True) -> list[str]:
+    def sbatch_lines(self) -> list[str]:
         lines = []
         if self.mem:
             lines.append(f"--mem={self.mem}")
-        if self.gpus and with_gpus:
+        if self.gpus:
             lines.append(f"--gres=gpu:{self.gpu_type + ':' if self.gpu_type else ''}{self.gpus}")
         for key in ("partition", "account", "qos", "constraint"):
             if getattr(self, key):
@@ -261,7 +261,7 @@ class Plan:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def _common(out: Path, name: str, res: Resources, gpus: bool = True) -> dict[str, str]:
+def _common(out: Path, name: str, res: Resources) -> dict[str, str]:
     log_dir = out / "slurm" / "logs"
     return {
         "job_name": _check_token("--name", name),
@@ -269,7 +269,7 @@ def _common(out: Path, name: str, res: Resources, gpus: bool = True) -> dict[str
         "workdir": _check_path("--out", out),
         "time": res.time,
         "cpus_per_task": str(res.cpus_per_task),
-        "optional_sbatch": "\n".join(res.sbatch_lines(with_gpus=gpus)),
+        "optional_sbatch": "\n".join(res.sbatch_lines()),
         "python": shlex.quote(sys.executable),
     }
 
@@ -311,8 +311,8 @@ def _tags(cfg: Any, preset_name: str, extra: tuple[str, ...]) -> str:
     return ",".join([f"rand_region:{rr}", f"scale:{cfg.net_scale}", f"preset:{preset_name}", *extra])
 
 
-def plan_train(preset: str, out: str | os.PathLike, overrides: list[str] | tuple[str, ...] = (), seed: int | None = None,
-               resources: Resources = Resources(), wandb: WandbOptions = WandbOptions(),
+def plan_train(preset: str, out: str | os.PathLike, overrides: list[str] | tuple[str, ...] = (),
+               seed: int | None = None, resources: Resources = Resources(), wandb: WandbOptions = WandbOptions(),
                name: str | None = None) -> Plan:
     """One preemption-safe training run writing checkpoints and wandb under ``out``."""
     out = Path(out).resolve()
@@ -322,6 +322,7 @@ def plan_train(preset: str, out: str | os.PathLike, overrides: list[str] | tuple
     _check_existing(out, cfg)
     values |= _common(out, name, res)
     values |= {"run_dir": shlex.quote(_check_path("--out", out)), "wandb_name": shlex.quote(out.name),
+               "jax_cache": shlex.quote(str(out / "slurm" / "jax-cache")),
                "wandb_tags": shlex.quote(_tags(cfg, preset, wandb.tags))}
     job = Job("train", name, render(load_template("train"), values), out / "slurm" / f"{name}.sbatch",
               str(out / "slurm" / "logs" / f"{name}-%j.out"))
@@ -374,7 +375,8 @@ def plan_sweep(preset: str, out: str | os.PathLike, grid: list[str] | tuple[str,
                      f"WANDB_TAGS={shlex.quote(_tags(cfg, preset, wandb.tags))} ;;")
         tasks.append({"task": i, "out": str(run_dir), "point": point, "config": cfg.to_dict()})
     values |= _common(out, name, res)
-    values |= {"array": spec, "task_cases": "\n".join(cases)}
+    values |= {"array": spec, "task_cases": "\n".join(cases),
+               "jax_cache": shlex.quote(str(out / "slurm" / "jax-cache"))}
     job = Job("sweep", name, render(load_template("sweep"), values), out / "slurm" / f"{name}.sbatch",
               str(out / "slurm" / "logs" / f"{name}-%A_%a.out"))
     return Plan("sweep", out, (job,), tuple(tasks),
@@ -383,7 +385,7 @@ def plan_sweep(preset: str, out: str | os.PathLike, grid: list[str] | tuple[str,
 
 def plan_study(checkpoint: str | os.PathLike, mazes: int, out: str | os.PathLike, shards: int, seed: int = 0,
                resources: Resources = Resources(cpus_per_task=4, time="4:00:00"), study_args: tuple[str, ...] = (),
-               name: str | None = None, wandb: WandbOptions = WandbOptions()) -> Plan:
+               name: str | None = None, wandb: WandbOptions = WandbOptions(), max_parallel: int | None = None) -> Plan:
     """``shards`` array tasks that each study their share of ``mazes``, then a merge job (afterok)."""
     from mazeagent.ppo.checkpoint import resolve
 
@@ -395,17 +397,21 @@ def plan_study(checkpoint: str | os.PathLike, mazes: int, out: str | os.PathLike
         raise ValueError(f"--mazes must be >= 1, got {mazes}")
     if not 1 <= shards <= mazes:
         raise ValueError(f"--shards must be between 1 and --mazes ({mazes}), got {shards}")
+    _check_study_sharding()
     name = name or f"study-{out.name}"
     base = ["--checkpoint", _check_path("--checkpoint", ckpt), "--mazes", str(mazes), "--out",
             _check_path("--out", out), "--seed", str(seed), *study_args]
     quoted = " ".join(shlex.quote(a) for a in base)
-    common = {"wandb_group": shlex.quote(wandb.group or name)}
-    shard_vals = _common(out, name, res) | common | {"array": f"0-{shards - 1}", "shards": str(shards),
+    common = {"wandb_group": shlex.quote(wandb.group or name),
+              "jax_cache": shlex.quote(str(out / "slurm" / "jax-cache"))}
+    if max_parallel is not None and max_parallel < 1:
+        raise ValueError(f"--max-parallel must be >= 1, got {max_parallel}")
+    array = f"0-{shards - 1}" + (f"%{max_parallel}" if max_parallel else "")
+    shard_vals = _common(out, name, res) | common | {"array": array, "shards": str(shards),
                                                       "study_args": quoted}
     merge_name = f"{name}-merge"
-    merge_res = Resources(time="1:00:00", cpus_per_task=1, partition=res.partition, account=res.account,
-                          qos=res.qos, mem=res.mem)
-    merge_vals = _common(out, merge_name, merge_res, gpus=False) | common | {
+    # the merge also evaluates the policy (decision squares, edits), so it gets the shards' resources
+    merge_vals = _common(out, merge_name, res) | common | {
         "merge_args": f"{quoted} --merge {shards}"}
     jobs = (
         Job("study", name, render(load_template("study"), shard_vals), out / "slurm" / f"{name}.sbatch",
@@ -417,6 +423,16 @@ def plan_study(checkpoint: str | os.PathLike, mazes: int, out: str | os.PathLike
     return Plan("study", out, jobs, tasks, {"checkpoint": str(ckpt), "mazes": mazes, "shards": shards, "seed": seed})
 
 
+def _check_study_sharding() -> None:
+    """The shard array runs ``mazeagent study ... --shard I/K`` and the merge job ``... --merge K``."""
+    from mazeagent.cli import build_parser
+
+    ns, _ = build_parser().parse_known_args(["study", "--checkpoint", "c", "--out", "o"])
+    if not (hasattr(ns, "shard") and hasattr(ns, "merge")):
+        raise ValueError("this mazeagent's `study` command has no --shard/--merge options, which a sharded study "
+                         "needs; run `mazeagent study` in one job (e.g. sbatch --wrap) instead")
+
+
 # ---- submission -----------------------------------------------------------------------------------------------------
 def sbatch_command(job: Job, dependency: str | None = None) -> list[str]:
     cmd = ["sbatch", "--parsable"]
@@ -425,11 +441,9 @@ def sbatch_command(job: Job, dependency: str | None = None) -> list[str]:
     return cmd + [str(job.path)]
 
 
-def submit(plan: Plan, dry_run: bool = False) -> list[str]:
-    """Write the scripts under ``<out>/slurm/`` and sbatch them in order; returns the job ids ("DRY-RUN-i" when
-    ``dry_run``, which writes and submits nothing). The submission is recorded for ``mazeagent status``."""
-    if dry_run:
-        return [f"DRY-RUN-{i}" for i in range(len(plan.jobs))]
+def submit(plan: Plan) -> list[str]:
+    """Write the scripts under ``<out>/slurm/`` and sbatch them in order (a dependent job gets its dependency's id);
+    returns the job ids. The submission is recorded for ``mazeagent status``. (A dry run is just the plan.)"""
     if shutil.which("sbatch") is None:
         raise ValueError("sbatch not found on PATH: submit from a Slurm login node (or use --dry-run to see the "
                          "scripts)")

@@ -94,18 +94,17 @@ def _kth_set_bit(words: jax.Array, k: jax.Array) -> tuple[jax.Array, jax.Array, 
 def _kruskal(outputs: jax.Array, n: jax.Array, W: int):
     """procgen's ``MazeGen::generate_maze`` on an n x n maze.
 
-    Returns ``(free, n_free, n_walls)``: the free cells (local ids ``y*W + x``) in the order procgen appends them to
-    ``free_cells``, their count, and the number of walls (= Kruskal draws). The loop carries only the remaining
-    walls (a bitset: ``vector::erase`` keeps order, so "k-th remaining" is the k-th set bit) and the room labels
-    (uint8); it emits (wall, merged?) per step. Which cells became free when is recovered afterwards: a merge at
-    step t frees ``a``, the midpoint, ``b`` in that order (stamps 3t, 3t+1, 3t+2, a room keeps its first), and the
-    free list is the cells sorted by stamp. Wall ``idx`` has closed-form endpoints (spec §5): the first
-    ``(c-1)c`` walls are horizontal links, the rest vertical.
+    Returns ``(free, n_free, n_walls)``: the free cells (local ids ``y*W + x``, -1 padded) in the order procgen
+    appends them to ``free_cells``, their count, and the number of walls (= Kruskal draws). The loop carries only
+    the remaining walls (a bitset: ``vector::erase`` keeps order, so "k-th remaining" is the k-th set bit) and the
+    room labels (uint8; relabelling is the only per-room pass), and emits (wall, merged?) per step. The free list
+    is rebuilt afterwards: a merge at step t appends room ``a`` (if freed for the first time), the midpoint, then
+    room ``b`` (likewise). Wall ``idx`` has closed-form endpoints (spec §5): the first ``(c-1)c`` walls are
+    horizontal links, the rest vertical. (A sort-based rebuild cost more than the whole loop on CPU.)
     """
     C = (W + 1) // 2
     max_walls = 2 * C * (C - 1)
     n_words = -(-max_walls // 32)
-    never = jnp.int32(2**30)
     c = (n + 1) // 2
     n_walls = 2 * c * (c - 1)
     n_horiz = (c - 1) * c
@@ -128,8 +127,7 @@ def _kruskal(outputs: jax.Array, n: jax.Array, W: int):
         active = t < n_walls
         remaining = jnp.where((lane == w) & active, remaining ^ (jnp.uint32(1) << pos.astype(jnp.uint32)), remaining)
         ra, rb = rooms_of(idx)
-        la = jnp.max(jnp.where(rooms == ra.astype(jnp.uint8), label, 0))
-        lb = jnp.max(jnp.where(rooms == rb.astype(jnp.uint8), label, 0))
+        la, lb = label[ra], label[rb]
         merge = active & (la != lb)
         label = jnp.where(merge & (label == la), lb, label)
         return (remaining, label), (idx, merge)
@@ -138,19 +136,17 @@ def _kruskal(outputs: jax.Array, n: jax.Array, W: int):
     ks = mt.randn(jax.lax.dynamic_slice(outputs, (3,), (max_walls,)), jnp.maximum(n_walls - ts, 1))
     _, (idx, merge) = jax.lax.scan(body, (remaining, rooms), (ts, ks))
     ra, rb = rooms_of(idx)
-    wall_t = jnp.full(max_walls, never).at[idx].min(jnp.where(merge, 3 * ts + 1, never))
-    room_t = jnp.full(C * C, never).at[ra].min(jnp.where(merge, 3 * ts, never))
-    room_t = room_t.at[rb].min(jnp.where(merge, 3 * ts + 2, never))
-    y, x = jnp.mgrid[0:W, 0:W]  # local cell (x, y) at flat id y*W + x
-    hx, hy = x // 2, y // 2
-    stamp = jnp.where((x % 2 == 0) & (y % 2 == 0), room_t[jnp.minimum(hx * C + hy, C * C - 1)], never)
-    h_idx = jnp.clip(hx * c + hy, 0, max_walls - 1)
-    v_idx = jnp.clip(n_horiz + hx * (c - 1) + hy, 0, max_walls - 1)
-    stamp = jnp.where((x % 2 == 1) & (y % 2 == 0), wall_t[h_idx], stamp)
-    stamp = jnp.where((x % 2 == 0) & (y % 2 == 1), wall_t[v_idx], stamp)
-    stamp = jnp.where((x < n) & (y < n), stamp, never).reshape(-1)
-    free = jnp.argsort(stamp).astype(jnp.int32)
-    return free, jnp.sum(stamp < never, dtype=jnp.int32), n_walls
+    first = jnp.full(C * C, max_walls).at[ra].min(jnp.where(merge, ts, max_walls))
+    first = first.at[rb].min(jnp.where(merge, ts, max_walls))  # step at which each room was first freed
+    cell = lambda r: 2 * (r % C) * W + 2 * (r // C)  # noqa: E731  (room id -> local id y*W + x)
+    ca, cb = cell(ra), cell(rb)
+    # what step t appends to free_cells, in order: a (if new), the midpoint, b (if new); -1 = nothing
+    appended = jnp.stack([jnp.where(merge & (first[ra] == ts), ca, -1), jnp.where(merge, (ca + cb) // 2, -1),
+                          jnp.where(merge & (first[rb] == ts), cb, -1)], axis=1).reshape(-1)
+    ok = appended >= 0
+    slot = jnp.where(ok, jnp.cumsum(ok) - 1, 2 * C * C)
+    free = jnp.full(2 * C * C, -1, jnp.int32).at[slot].set(appended, mode="drop")
+    return free, jnp.sum(ok, dtype=jnp.int32), n_walls
 
 
 def _place_stock(s: mt.MTStream, free: jax.Array, n_free: jax.Array) -> jax.Array:
@@ -205,7 +201,7 @@ def generate_level(seed: jax.Array, W: int = 25, rand_region: int | None = None)
     ly, lx = rows - margin, cols - margin
     inside = (ly >= 0) & (ly < n) & (lx >= 0) & (lx < n)
     local = jnp.where(inside, ly * W + lx, 0)
-    is_free = jnp.zeros(W * W, bool).at[free].set(jnp.arange(W * W) < n_free)
+    is_free = jnp.zeros(W * W, bool).at[jnp.where(free >= 0, free, W * W)].set(True, mode="drop")
     grid = jnp.where(inside & is_free[local], SPACE, WALL)
     grid = jnp.where(inside & (local == cell), CHEESE, grid).astype(jnp.int32)
     cheese = jnp.where(cell >= 0, jnp.stack([cell // W + margin, cell % W + margin]), -1)
