@@ -186,7 +186,7 @@ def factors(df: Any, rep: Report, cfg: stats.StatsConfig, horizon: int = PRIMARY
 
 def _coef_figure(multi, fids, names, rep: Report, sec: Section) -> None:
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(8, 4.5))
+    fig, ax = plt.subplots(figsize=(10, 4.5))
     y = np.arange(len(names))
     c = np.array([multi.coef[n] for n in names])
     ci = np.array([multi.coef_ci[n] for n in names])

@@ -17,17 +17,18 @@ from experiments import verdicts as V
 from experiments.report import Report, Section
 from experiments.rollouts import RolloutConfig, generate_mazes, rollout
 from experiments.stats import bootstrap_ci, proportion
-from mazeagent.maze.level import CHEESE, SPACE
+from mazeagent.maze.level import CHEESE
 from mazeagent.nets.hooks import DEFAULT_LAYER
 from probes import channels as CH
+from probes.cli import EXPERIMENTS  # the one list (kept in the light CLI module)
 from probes import interventions as I
 from probes import linear as L
 from probes import steering as S
 from probes.dataset import activation_cell, collect, without_cheese
 
-EXPERIMENTS = ("o2", "me2", "me1", "me6", "o1", "o3", "me3")
 ME6_BUDGETS = (1e-4, 1e-3, 1e-2, 1e-1)
 ME1_CUTS = (50, 70, 90, 99)  # ME1@X in verdicts.PREDICTIONS
+SWEEP = (-3.0, -2.0, -1.0, 0.0, 0.5, 1.0, 2.0, 3.0)  # steering coefficients swept in the ME3/IG section
 ME6_IDS = {1e-4: "ME6@0.01", 1e-3: "ME6@0.1", 1e-2: "ME6@1", 1e-1: "ME6@10"}  # verdicts.PREDICTIONS ids
 
 
@@ -166,7 +167,10 @@ def me2(st: ProbeStudy, top_k: int = 256) -> Section:
     main = L.cheese_position_probe(ds.acts[st.cfg.layer], ds.labels["cheese_inner"], ds.labels["maze"],
                                    seed=st.cfg.seed)
     curve = L.layer_curve(ds.acts, ds.labels, names, top_k=top_k, seed=st.cfg.seed)
-    res = {"layer": st.cfg.layer, "dense": main, "curve_top_k": top_k, "curve": curve, "n_mazes": len(mz)}
+    conv = {n: L.conv_probe(ds.acts[n], ds.labels[f"cheese_cell_{ds.acts[n].shape[1]}"], ds.labels["maze"],
+                            top_k=2, seed=st.cfg.seed).to_dict() for n in names}
+    res = {"layer": st.cfg.layer, "dense": main, "curve_top_k": top_k, "curve": curve, "n_mazes": len(mz),
+           "conv_probe_top2": conv}
     sec = Section("probes_me2", "ME2 — linear probes for the cheese position", res)
     sec.text("Logistic probes predict the cheese's inner row and column from the activations with the mouse at the "
              "start; accuracy = both coordinates right on held-out mazes (Wilson 95% CI). Chance: the most common "
@@ -175,6 +179,10 @@ def me2(st: ProbeStudy, top_k: int = 256) -> Section:
               [[st.cfg.layer + " (dense)", main["accuracy"], main["ci"], main["axes"]["row"], main["axes"]["col"],
                 main["chance"]]] + [[f"{n} (top-{top_k})", r["accuracy"], r["ci"], r["axes"]["row"], r["axes"]["col"],
                                      r["chance"]] for n, r in curve.items()])
+    sec.table(["Layer", "Accuracy", "95% CI", "Chance", "Shuffled labels", "Top-2 channels"],
+              [[n, r["score"], r["ci"], r["chance"], r["shuffled"], r["features"]] for n, r in conv.items()],
+              caption="Convolutional probe 'is the cheese in this cell?' (cheese cell vs one random cell, top-2 "
+                      "channels by F-test)")
     plt = _plt()
     path, rel = st.figure("me2_curve")
     fig, ax = plt.subplots(figsize=(7, 3))
@@ -211,7 +219,7 @@ def _cut_ci(base: np.ndarray, patched: np.ndarray, seed: int) -> tuple[float, tu
 
     def stat(a: np.ndarray) -> float:  # nothing to cut when the baseline never succeeds
         b = a[:, 0].mean()
-        return 1.0 - a[:, 1].mean() / b if b > 0 else (0.0 if a[:, 1].mean() == 0 else -np.inf)
+        return 1.0 - a[:, 1].mean() / b if b > 0 else (0.0 if a[:, 1].mean() == 0 else float("nan"))
 
     return stat(pair), bootstrap_ci(pair, stat, n_boot=500, seed=seed)
 
@@ -245,6 +253,8 @@ def me1(st: ProbeStudy) -> Section:
     h = cfg.horizon
     base = st.play(st.policy(), mz)
     b_rates = _rates(base, h)
+    if h > 256:
+        b_rates["at_256"] = _rates(base, 256)
     rows, table = [], []
     for k, (name, kind, pol) in enumerate(patches):
         df = st.play(pol, mz)
@@ -252,6 +262,8 @@ def me1(st: ProbeStudy) -> Section:
         tr_drop, tr_ci = _cut_ci(got(base, "top_right", h), got(df, "top_right", h), cfg.seed + k)
         r = {"patch": name, "kind": kind, **_rates(df, h), "cheese_cut": cut, "cheese_cut_ci": cut_ci,
              "top_right_drop": tr_drop, "top_right_drop_ci": tr_ci, "feasible": bool(tr_drop <= 0.25)}
+        if h > 256:  # predictions.md: report both horizons
+            r["at_256"] = _rates(df, 256)
         rows.append(r)
         table.append([name, kind, r["cheese"]["rate"], r["top_right"]["rate"], cut, cut_ci, tr_drop, r["feasible"]])
     feasible = [r for r in rows if r["kind"] == "patch" and r["feasible"]]
@@ -262,13 +274,15 @@ def me1(st: ProbeStudy) -> Section:
     sec = Section("probes_me1", "ME1 — cutting cheese acquisition while keeping top-right attainment", res)
     sec.text(f"{len(mz)} mazes with a decision square (cheese outside the 5×5 region); one sampled episode each, "
              f"horizon {h}. Baseline: cheese {b_rates['cheese']['rate']:.3f}, top-right {b_rates['top_right']['rate']:.3f}. "
-             "Cut = 1 − patched/baseline (paired bootstrap CI); feasible = top-right drop ≤ 25%.")
+             "Cut = 1 − patched/baseline (paired bootstrap CI); feasible = top-right drop ≤ 25% (point estimate). "
+             "ME1@X is supported when the best feasible patch's cut CI lies at or above X, contradicted when it lies "
+             "wholly below.")
     sec.table(["Patch", "Kind", "Cheese", "Top-right", "Cheese cut", "95% CI", "Top-right drop", "Feasible"], table)
     sec.table(["Patch at the decision square", "median P(cheese)", "median P(top-right)", "median P(other)"],
               [[k, v["cheese"], v["top_right"], v["other"]] for k, v in dprobs.items()],
               caption="Action probabilities at the decision square (published: .81 → .03 with the cheese vector)")
-    _bar_figure(st, "me1_patches", [r["patch"] for r in rows], [r["cheese_cut"] for r in rows],
-                [r["top_right_drop"] for r in rows], "proportional change vs baseline")
+    _bar_figure(st, "me1_patches", [r["patch"] for r in rows], np.nan_to_num([r["cheese_cut"] for r in rows]),
+                np.nan_to_num([r["top_right_drop"] for r in rows]), "proportional change vs baseline")
     sec.figure(st.figure("me1_patches")[1], "Cheese cut and top-right drop per patch (controls included)")
     for x in ME1_CUTS:
         verdict = V.INCONCLUSIVE if best is None else _at_least(best["cheese_cut_ci"], x / 100)
@@ -544,6 +558,19 @@ def me3(st: ProbeStudy) -> Section:
     sec = Section("probes_me3", "ME3 / IG — evidence on sub-policies and goals", res)
     sec.table(["Condition (at the decision square)", "mean P(cheese)", "95% CI", "mean P(top-right)", "mean P(other)"],
               rows, caption="Steering vectors, composition, transfer and a random control")
+    sweep = {"cheese vector": S.coefficient_sweep(st.net, st.params, mz, cv, cfg.layer, SWEEP, key),
+             "top-right vector": S.coefficient_sweep(st.net, st.params, mz, tv, cfg.layer, SWEEP, key)}
+    res["sweeps"] = {k: {str(c): v for c, v in d.items()} for k, d in sweep.items()}
+    plt = _plt()
+    path, rel = st.figure("me3_sweeps")
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), sharey=True)
+    for ax, (name, d) in zip(axes, sweep.items()):
+        for k in ("cheese", "top_right", "other"):
+            ax.plot(list(d), [v[k] for v in d.values()], marker="o", label=f"P({k})")
+        ax.set_title(name), ax.set_xlabel("coefficient")
+    axes[0].legend(fontsize=7), axes[0].set_ylabel("mean at the decision square")
+    fig.tight_layout(), fig.savefig(path, dpi=90), plt.close(fig)
+    sec.figure(rel, "Coefficient sweeps of each maze's own cheese and top-right vectors")
     ev = []
     if "cheese_scores" in st.cache:
         c, t = st.cache["cheese_scores"], st.cache["top_right_scores"]

@@ -64,3 +64,21 @@ def decision_square_mazes(mazes: Any) -> np.ndarray:
     filter of predictions.md, as ``experiments.behaviour.factor_subset`` applies it to rollout tables)."""
     f = mazes.geometry.factors()
     return np.nonzero((f["has_decision_square"] == 1) & (f["cheese_in_top_right_region"] == 0))[0]
+
+
+def coefficient_sweep(net: Any, params: Any, mazes: Any, vectors: np.ndarray, layer: str,
+                      coeffs: tuple[float, ...], key: Any = None) -> dict[float, dict[str, float]]:
+    """Mean P(cheese) / P(top-right) / P(other) at the decision squares of ``mazes`` (all must have one) with each
+    maze's own ``vectors[i]`` added ``× coeff``, for every coefficient."""
+    import jax
+
+    from experiments.decision import probs_at_decision
+    from probes.interventions import per_maze_policy
+
+    key = jax.random.PRNGKey(0) if key is None else key
+    out = {}
+    for c in coeffs:
+        d = probs_at_decision(per_maze_policy(net, params, mazes, steer(layer, vectors, c)), mazes,
+                              np.arange(len(mazes)), key)
+        out[float(c)] = {k: float(np.mean(d[f"p_{k}"])) for k in ("cheese", "top_right", "other")}
+    return out

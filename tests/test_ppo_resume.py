@@ -142,8 +142,9 @@ def test_logger_cuts_metrics_back_to_the_resumed_step(tmp_path):
 
 # ---- end to end: kill a real training process and resume it --------------------------------------------------
 N_UPDATES = 5
-RUN_SETS = ["wandb_mode=offline", f"total_timesteps={CFG.batch_size * N_UPDATES}", "checkpoint_every=1",
-            "keep_checkpoints=2", "eval_episodes=8"]
+RUN = CFG.replace(num_envs=8, num_steps=16, update_epochs=1, num_minibatches=2, total_timesteps=8 * 16 * N_UPDATES,
+                  wandb_mode="offline", checkpoint_every=1, keep_checkpoints=2, eval_episodes=8)
+RUN_SETS = [f"{k}={v}" for k, v in RUN.to_dict().items() if v != getattr(CFG, k)]
 
 
 def _train_cmd(out: Path, resume: bool = False) -> list[str]:
@@ -188,7 +189,7 @@ def test_sigterm_and_sigkill_then_resume_match_an_uninterrupted_run(tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     ref_leaves, ref_state = _final_params(ref)
     ref_rows = read_metrics(ref)
-    batch = CFG.batch_size
+    batch = RUN.batch_size
     assert [r["step"] for r in ref_rows] == [batch * (i + 1) for i in range(N_UPDATES)]
 
     rng = np.random.default_rng(0)  # "a random update", reproducibly
@@ -210,3 +211,19 @@ def test_sigterm_and_sigkill_then_resume_match_an_uninterrupted_run(tmp_path):
         steps = [h["_step"] for h in read_wandb_history(out)]
         assert sorted(steps) == [r["step"] for r in ref_rows], f"{sig!r}: wandb steps {sorted(steps)}"
         assert len(list((out / "wandb").glob("offline-run-*"))) == 2  # one run id, two segments
+
+
+@pytest.mark.slow
+def test_non_finite_loss_stops_with_the_last_good_checkpoint(tmp_path, capsys):
+    """An absurd learning rate blows the parameters up: the run stops with exit code 3 and a clear message, and
+    the newest checkpoint is the last state whose update was finite (it loads and holds finite parameters)."""
+    from mazeagent.ppo.runner import EXIT_NONFINITE, run
+
+    cfg = RUN.replace(lr=1e30, anneal_lr=False, wandb_mode="disabled", checkpoint_every=100)
+    assert run(cfg, tmp_path, progress=False) == EXIT_NONFINITE
+    err = capsys.readouterr().err
+    assert "produced a non-finite" in err and "last good state" in err
+    rows = read_metrics(tmp_path)
+    ck = load_checkpoint(tmp_path / "checkpoints")
+    assert ck.step == len(rows) < N_UPDATES  # the bad update was neither logged nor saved
+    assert all(np.isfinite(leaf).all() for leaf in jax.tree_util.tree_leaves(ck.state["params"]))

@@ -28,10 +28,16 @@ def test_all_experiments_write_sections_scorecard_figures_and_wandb(tmp_path):
     assert sum(b["n"] for b in me6["by_divergence"]) == 3
     me1 = sections["probes_me1"]
     assert me1["n_mazes"] == 3 and {p["kind"] for p in me1["patches"]} == {"patch", "control"}
-    assert abs(sum(me1["decision_square_probs"]["original"].values()) - 1) < 1e-4
+    assert all(0 <= v <= 1 for p in me1["decision_square_probs"].values() for v in p.values())
+    conv = sections["probes_me2"]["conv_probe_top2"]["embedder.block2.res1.resadd_out"]
+    assert len(conv["features"]) == 2 and 0 <= conv["score"] <= 1
+    me3 = sections["probes_me3"]  # coefficient 0 is the unpatched policy
+    for name in ("cheese vector", "top-right vector"):
+        for k in ("cheese", "top_right"):
+            assert abs(me3["sweeps"][name]["0.0"][k] - me3["steering"]["original"][k]) < 1e-5
     o2 = sections["probes_o2"]
     assert o2["n_channels"] == 32 and o2["count_cheese"] == rows["O2"]["value"]
-    for fig in ("o2_channels", "me2_curve", "me1_patches", "me6_budget", "o1_vfield"):
+    for fig in ("o2_channels", "me2_curve", "me1_patches", "me6_budget", "o1_vfield", "me3_sweeps"):
         assert (out / "figures" / f"probes_{fig}.png").stat().st_size > 1000
     md = (out / "report.md").read_text()
     assert "ME6 — retargeting" in md and "O1 — a single" in md

@@ -46,7 +46,8 @@ class EnvParams:
         levelgen.check_rand_region(self.rand_region)
         levelgen.seed_range(self.num_levels, self.start_level)
         if isinstance(self.timeout, bool) or not isinstance(self.timeout, (int, np.integer)) or self.timeout < 1:
-            raise ValueError(f"timeout must be an int >= 1 (procgen's maze uses {PROCGEN_TIMEOUT}), got {self.timeout!r}")
+            raise ValueError(f"timeout must be an int >= 1 (procgen's maze uses {PROCGEN_TIMEOUT}), "
+                             f"got {self.timeout!r}")
         if not isinstance(self.use_backgrounds, (bool, np.bool_)):
             raise ValueError(f"use_backgrounds must be a bool, got {self.use_backgrounds!r}")
 

@@ -91,6 +91,24 @@ def _kth_set_bit(words: jax.Array, k: jax.Array) -> tuple[jax.Array, jax.Array, 
     return w * 32 + pos, w, pos
 
 
+@functools.lru_cache(maxsize=None)
+def _wall_rooms(W: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rooms ``(a, b)`` joined by wall ``idx`` for each maze of ``c = 2..C`` rooms a side (rows ``c - 2``), room id
+    ``(x//2)*C + y//2``; a lookup instead of integer divisions in the Kruskal loop. Padding walls map to room 0."""
+    C = (W + 1) // 2
+    max_walls = 2 * C * (C - 1)
+    a = np.zeros((C - 1, max_walls), np.int32)
+    b = np.zeros((C - 1, max_walls), np.int32)
+    for c in range(2, C + 1):
+        h = (c - 1) * c
+        idx = np.arange(2 * c * (c - 1))
+        v = idx - h
+        ra = np.where(idx < h, (idx // c) * C + idx % c, (v // max(c - 1, 1)) * C + v % max(c - 1, 1))
+        a[c - 2, :len(idx)] = ra
+        b[c - 2, :len(idx)] = ra + np.where(idx < h, C, 1)
+    return a, b
+
+
 def _kruskal(outputs: jax.Array, n: jax.Array, W: int):
     """procgen's ``MazeGen::generate_maze`` on an n x n maze.
 
@@ -99,26 +117,25 @@ def _kruskal(outputs: jax.Array, n: jax.Array, W: int):
     the remaining walls (a bitset: ``vector::erase`` keeps order, so "k-th remaining" is the k-th set bit) and the
     room labels (uint8; relabelling is the only per-room pass), and emits (wall, merged?) per step. The free list
     is rebuilt afterwards: a merge at step t appends room ``a`` (if freed for the first time), the midpoint, then
-    room ``b`` (likewise). Wall ``idx`` has closed-form endpoints (spec §5): the first ``(c-1)c`` walls are
-    horizontal links, the rest vertical. (A sort-based rebuild cost more than the whole loop on CPU.)
+    room ``b`` (likewise). Wall ``idx``'s rooms come from a per-size table (spec §5's closed form: the first
+    ``(c-1)c`` walls are horizontal links, the rest vertical). On CPU, XLA runs these per-level scalar ops unvectorised,
+    so every op in the loop counts; a sort-based rebuild of the free list cost more than the whole loop.
     """
     C = (W + 1) // 2
     max_walls = 2 * C * (C - 1)
     n_words = -(-max_walls // 32)
     c = (n + 1) // 2
     n_walls = 2 * c * (c - 1)
-    n_horiz = (c - 1) * c
     rooms = jnp.arange(C * C, dtype=jnp.uint8)  # C*C <= 169 rooms fit uint8 labels
     lane = jnp.arange(n_words)
     bit = jnp.arange(n_words * 32).reshape(n_words, 32)
     remaining = jnp.sum(jnp.where(bit < n_walls, jnp.uint32(1) << (bit % 32).astype(jnp.uint32), 0),
                         axis=1, dtype=jnp.uint32)
 
+    room_a, room_b = (jnp.asarray(t)[c - 2] for t in _wall_rooms(W))
+
     def rooms_of(idx):
-        horiz = idx < n_horiz
-        v = idx - n_horiz
-        ra = jnp.where(horiz, (idx // c) * C + idx % c, (v // (c - 1)) * C + v % (c - 1))
-        return ra, ra + jnp.where(horiz, C, 1)
+        return room_a[idx], room_b[idx]
 
     def body(carry, tk):
         remaining, label = carry
@@ -224,16 +241,21 @@ def as_seed_array(seeds) -> np.ndarray:
     return arr.astype(np.int32)
 
 
-def generate_batch(seeds: np.ndarray, rand_region: int | None = None,
-                   distribution_mode: str = "hard", chunk: int = 256) -> GeneratedLevels:
+def generate_batch(seeds: np.ndarray, rand_region: int | None = None, distribution_mode: str = "hard",
+                   chunk: int = 256, progress: bool | None = None) -> GeneratedLevels:
     """Levels for many seeds on the host (numpy fields). Seeds go through the jitted generator in fixed-size
-    padded chunks, so any batch size reuses one compiled program per (mode, rand_region)."""
+    padded chunks, so any batch size reuses one compiled program per (mode, rand_region). A progress bar shows
+    for more than 8 chunks unless ``progress`` says otherwise."""
+    from tqdm import tqdm
+
     W = world_dim(distribution_mode)
     rand_region = check_rand_region(rand_region)
     seeds = as_seed_array(seeds)
     fn = _batched(W, rand_region)
     parts = []
-    for start in range(0, len(seeds), chunk):
+    starts = range(0, len(seeds), chunk)
+    for start in tqdm(starts, desc="levels", unit="chunk", leave=False,
+                      disable=not (len(starts) > 8 if progress is None else progress)):
         part = seeds[start:start + chunk]
         out = fn(jnp.asarray(np.pad(part, (0, chunk - len(part)))))
         parts.append(jax.tree.map(lambda a, k=len(part): np.asarray(a)[:k], out))
@@ -260,7 +282,8 @@ def seed_range(num_levels: int = 0, start_level: int = 0) -> tuple[int, int]:
 
 def check_rand_seed(rand_seed: int) -> int:
     if isinstance(rand_seed, bool) or not isinstance(rand_seed, (int, np.integer)) or not 0 <= rand_seed <= INT32_MAX:
-        raise ValueError(f"rand_seed must be an int in [0, {INT32_MAX}] (as ProcgenGym3Env takes it), got {rand_seed!r}")
+        raise ValueError(f"rand_seed must be an int in [0, {INT32_MAX}] (as ProcgenGym3Env takes it), "
+                         f"got {rand_seed!r}")
     return int(rand_seed)
 
 

@@ -1,10 +1,11 @@
 """Many maze envs in one jitted step, with auto-reset kept off the per-step hot path.
 
 Design (why): generating a level is ~300 sequential Kruskal steps, far more than a step, and under ``vmap`` a
-``lax.cond`` would run it every step. So each env owns a two-slot *bank*: the current level and its next level,
-each with its grid and its pre-rendered static frame. A finished env just flips its slot (no copies), and the empty
-slots are refilled in chunks of ``chunk`` envs (compacted with a fixed-size ``jnp.nonzero``) only when ``chunk`` of
-them are empty or a finished env would find its next slot empty. Per step the obs is the static frame with the
+``lax.cond`` would run it every step. So each env owns a small ring *bank* of levels: the current one and up to
+``depth`` upcoming ones, each with its grid and its pre-rendered static frame. A finished env just advances its
+slot (no copies), and missing upcoming levels are generated in passes of ``chunk`` envs (compacted with a
+fixed-size ``jnp.nonzero``) only when ``chunk`` of them are missing or a finished env would find none queued.
+With ``depth=2`` that forced case is rare, so almost every pass is full. Per step the obs is the static frame with the
 mouse composited in. Level seeds follow procgen's per-env ``level_seed_rand_gen`` exactly, so
 ``reset_procgen(rand_seed)`` replays ``ProcgenGym3Env(num=N, rand_seed=rand_seed)``'s level sequence.
 """
@@ -27,14 +28,14 @@ from mazeagent.maze.level import CHEESE
 
 @struct.dataclass
 class Bank:
-    """Two level slots per env, leading axes (N, 2)."""
+    """A ring of level slots per env, leading axes (N, K) with K = depth + 1."""
 
-    grid: jax.Array  # uint8 (N, 2, W, W) procgen codes
-    frame: jax.Array  # uint8 (N, 2, 64, 64, 3) static frame (no mouse)
-    background: jax.Array  # int32 (N, 2)
-    maze_size: jax.Array  # int32 (N, 2)
-    start: jax.Array  # int32 (N, 2, 2) mouse start square
-    level_seed: jax.Array  # int32 (N, 2)
+    grid: jax.Array  # uint8 (N, K, W, W) procgen codes
+    frame: jax.Array  # uint8 (N, K, 64, 64, 3) static frame (no mouse)
+    background: jax.Array  # int32 (N, K)
+    maze_size: jax.Array  # int32 (N, K)
+    start: jax.Array  # int32 (N, K, 2) mouse start square
+    level_seed: jax.Array  # int32 (N, K)
 
 
 @struct.dataclass
@@ -43,7 +44,7 @@ class VecState:
 
     bank: Bank
     slot: jax.Array  # int32 (N,) slot of the current level
-    ready: jax.Array  # bool (N,) the other slot holds the env's next level
+    queued: jax.Array  # int32 (N,) upcoming levels in the slots after ``slot`` (0..depth)
     mouse: jax.Array  # int32 (N, 2) world (row, col)
     reflected: jax.Array  # bool (N,)
     time: jax.Array  # int32 (N,)
@@ -87,6 +88,11 @@ class VecEnv:
     params: EnvParams
     num_envs: int
     chunk: int
+    depth: int = 2
+
+    @property
+    def slots(self) -> int:
+        return self.depth + 1
 
     # -- building blocks --
 
@@ -108,25 +114,27 @@ class VecEnv:
 
         return jax.vmap(one)(seeds)
 
-    def _refill(self, state: VecState) -> VecState:
-        """Fill every empty next-slot, ``chunk`` envs per pass."""
+    def _refill_pass(self, s: VecState) -> VecState:
+        """Queue one more level for the ``chunk`` envs with the fewest queued (those with none first)."""
         n, c = self.num_envs, self.chunk
+        order = jnp.argsort(s.queued, stable=True)[:c]
+        idx = jnp.where(s.queued[order] < self.depth, order, n)  # n = nothing to do, dropped below
+        safe = jnp.minimum(idx, n - 1)
+        lv, frame, streams = self._generate(jax.tree.map(lambda a: a[safe], s.seeds))
+        other = (s.slot[safe] + s.queued[safe] + 1) % self.slots
+        put = lambda a, v: a.at[idx, other].set(v.astype(a.dtype), mode="drop")  # noqa: E731
+        b = s.bank
+        bank = Bank(grid=put(b.grid, lv.grid), frame=put(b.frame, frame),
+                    background=put(b.background, lv.background), maze_size=put(b.maze_size, lv.size),
+                    start=put(b.start, lv.mouse),
+                    level_seed=put(b.level_seed, lv.seed))
+        seeds = jax.tree.map(lambda a, v: a.at[idx].set(v, mode="drop"), s.seeds, streams)
+        return s.replace(bank=bank, seeds=seeds, queued=s.queued.at[idx].add(1, mode="drop"),
+                         refills=s.refills + 1)
 
-        def body(s: VecState) -> VecState:
-            idx = jnp.nonzero(~s.ready, size=c, fill_value=n)[0]
-            safe = jnp.minimum(idx, n - 1)
-            lv, frame, streams = self._generate(jax.tree.map(lambda a: a[safe], s.seeds))
-            other = 1 - s.slot[safe]
-            put = lambda a, v: a.at[idx, other].set(v.astype(a.dtype), mode="drop")  # noqa: E731
-            b = s.bank
-            bank = Bank(grid=put(b.grid, lv.grid), frame=put(b.frame, frame), background=put(b.background, lv.background),
-                        maze_size=put(b.maze_size, lv.size), start=put(b.start, lv.mouse),
-                        level_seed=put(b.level_seed, lv.seed))
-            seeds = jax.tree.map(lambda a, v: a.at[idx].set(v, mode="drop"), s.seeds, streams)
-            return s.replace(bank=bank, seeds=seeds, ready=s.ready.at[idx].set(True, mode="drop"),
-                             refills=s.refills + 1)
-
-        return jax.lax.while_loop(lambda s: jnp.any(~s.ready), body, state)
+    def _refill(self, state: VecState) -> VecState:
+        """Fill every queue (at reset)."""
+        return jax.lax.while_loop(lambda s: jnp.any(s.queued < self.depth), self._refill_pass, state)
 
     def _observe(self, state: VecState) -> jax.Array:
         from mazeagent.env.render import composite_mouse
@@ -143,12 +151,12 @@ class VecEnv:
             raise ValueError(f"expected {self.num_envs} seed words, got shape {words.shape}")
         lv, frame, seeds = self._generate(jax.vmap(mt.stream)(words))
         w, n = self.params.world_dim, self.num_envs
-        both = lambda v, dt: jnp.stack([v.astype(dt), jnp.zeros_like(v, dt)], axis=1)  # noqa: E731
-        bank = Bank(grid=both(lv.grid, jnp.uint8), frame=both(frame, jnp.uint8),
-                    background=both(lv.background, jnp.int32), maze_size=both(lv.size, jnp.int32),
-                    start=both(lv.mouse, jnp.int32), level_seed=both(lv.seed, jnp.int32))
-        assert bank.grid.shape == (n, 2, w, w)
-        state = VecState(bank=bank, slot=jnp.zeros(n, jnp.int32), ready=jnp.zeros(n, bool), mouse=lv.mouse,
+        ring = lambda v, dt: jnp.stack([v.astype(dt)] + [jnp.zeros_like(v, dt)] * self.depth, axis=1)  # noqa: E731
+        bank = Bank(grid=ring(lv.grid, jnp.uint8), frame=ring(frame, jnp.uint8),
+                    background=ring(lv.background, jnp.int32), maze_size=ring(lv.size, jnp.int32),
+                    start=ring(lv.mouse, jnp.int32), level_seed=ring(lv.seed, jnp.int32))
+        assert bank.grid.shape == (n, self.slots, w, w)
+        state = VecState(bank=bank, slot=jnp.zeros(n, jnp.int32), queued=jnp.zeros(n, jnp.int32), mouse=lv.mouse,
                          reflected=jnp.zeros(n, bool), time=jnp.zeros(n, jnp.int32), seeds=seeds,
                          refills=jnp.int32(0))
         state = self._refill(state)
@@ -183,11 +191,12 @@ class VecEnv:
         done = cheese | (time >= self.params.timeout)
         reward = jnp.where(cheese, jnp.float32(CHEESE_REWARD), jnp.float32(0.0))
         prev_seed = state.level_seed
-        need = jnp.any(done & ~state.ready) | (jnp.sum(~state.ready) >= self.chunk)
-        state = jax.lax.cond(need, self._refill, lambda s: s, state)
-        slot = jnp.where(done, 1 - state.slot, state.slot)
+        # one full pass once `chunk` levels are missing; more only if a finished env has nothing queued (rare)
+        state = jax.lax.cond(jnp.sum(self.depth - state.queued) >= self.chunk, self._refill_pass, lambda s: s, state)
+        state = jax.lax.while_loop(lambda s: jnp.any(done & (s.queued == 0)), self._refill_pass, state)
+        slot = jnp.where(done, (state.slot + 1) % self.slots, state.slot)
         start = jnp.take_along_axis(state.bank.start, slot[:, None, None], axis=1)[:, 0]
-        state = state.replace(slot=slot, ready=state.ready & ~done,
+        state = state.replace(slot=slot, queued=state.queued - done,
                               mouse=jnp.where(done[:, None], start, mouse),
                               reflected=reflected & ~done, time=jnp.where(done, 0, time))
         return self._observe(state), state, reward, done, info_dict(state.level_seed, prev_seed, cheese)
@@ -198,8 +207,9 @@ def _jit_reset(env: VecEnv, words: jax.Array):
     return env.reset_from_words(words)
 
 
-def make_vec_env(params: EnvParams, num_envs: int, chunk: int | None = None) -> VecEnv:
-    """A batched env of ``num_envs`` envs; ``chunk`` = levels generated per refill pass (default by size)."""
+def make_vec_env(params: EnvParams, num_envs: int, chunk: int | None = None, depth: int = 2) -> VecEnv:
+    """A batched env of ``num_envs`` envs; ``chunk`` = levels generated per refill pass (default by size),
+    ``depth`` = upcoming levels kept per env (memory: ``depth + 1`` frames of 12 KB per env)."""
     if not isinstance(params, EnvParams):
         raise ValueError(f"params must be an EnvParams, got {type(params).__name__}")
     if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
@@ -208,4 +218,6 @@ def make_vec_env(params: EnvParams, num_envs: int, chunk: int | None = None) -> 
     chunk = default_chunk(int(num_envs)) if chunk is None else chunk
     if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or not 1 <= chunk <= num_envs:
         raise ValueError(f"chunk must be an int in [1, num_envs={num_envs}], got {chunk!r}")
-    return VecEnv(params=params, num_envs=int(num_envs), chunk=int(chunk))
+    if isinstance(depth, bool) or not isinstance(depth, (int, np.integer)) or depth < 1:
+        raise ValueError(f"depth must be an int >= 1, got {depth!r}")
+    return VecEnv(params=params, num_envs=int(num_envs), chunk=int(chunk), depth=int(depth))

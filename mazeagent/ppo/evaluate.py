@@ -8,6 +8,7 @@ the episode (research-notes §2: no such episode metric existed in procgen-tools
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import jax
@@ -73,13 +74,22 @@ def summarize(acc: dict[str, jax.Array], prefix: str = "") -> dict[str, jax.Arra
 
 def make_evaluator(config: PPOConfig, episodes: int | None = None, greedy: bool = False,
                    distributions: tuple[str, ...] = DISTRIBUTIONS) -> Callable[[Any, jax.Array], dict[str, float]]:
-    """A jitted ``evaluate(params, key) -> {"eval/<dist>/<metric>": float}`` for the config's net and env."""
+    """A jitted ``evaluate(params, key) -> {"eval/<dist>/<metric>": float}`` for the config's net and env.
+
+    Cached per arguments, so evaluating many checkpoints of one config compiles once."""
+    episodes = config.eval_episodes if episodes is None else episodes
+    if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes <= 0:
+        raise ValueError(f"episodes must be an int > 0, got {episodes!r}")
+    for d in distributions:
+        _rand_region(config, d)
+    return _evaluator(config, episodes, greedy, tuple(distributions))
+
+
+@functools.lru_cache(maxsize=8)
+def _evaluator(config: PPOConfig, episodes: int, greedy: bool, distributions: tuple[str, ...]
+               ) -> Callable[[Any, jax.Array], dict[str, float]]:
     from mazeagent.nets import ImpalaCNN
     from mazeagent.ppo.train import make_env
-
-    episodes = episodes or config.eval_episodes
-    if episodes <= 0:
-        raise ValueError(f"episodes must be > 0, got {episodes}")
     net = ImpalaCNN(scale=config.net_scale)
     envs = {d: make_env(config, rand_region=_rand_region(config, d), num_envs=episodes) for d in distributions}
 
