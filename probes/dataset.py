@@ -64,6 +64,15 @@ def capture(net: Any, params: Any, obs: jax.Array, names: Iterable[str]) -> dict
     return {k: np.asarray(v) for k, v in _capture_fn(net, names)(params, obs).items()}
 
 
+def take(mazes: Any, idx: np.ndarray) -> Any:
+    """The mazes ``idx`` of a :class:`experiments.rollouts.Mazes` batch, as a new batch."""
+    from dataclasses import replace
+
+    idx = np.asarray(idx)
+    return replace(mazes, **{k: getattr(mazes, k)[idx] for k in ("grid", "size", "background", "seed", "mouse",
+                                                                   "cheese")})
+
+
 def without_cheese(mazes: Any) -> Any:
     """The same mazes with the cheese removed (grid and ``cheese`` field)."""
     from dataclasses import replace

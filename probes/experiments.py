@@ -24,7 +24,7 @@ from probes.cli import EXPERIMENTS  # the one list (kept in the light CLI module
 from probes import interventions as I
 from probes import linear as L
 from probes import steering as S
-from probes.dataset import activation_cell, collect, without_cheese
+from probes.dataset import activation_cell, collect, take, without_cheese
 
 ME6_BUDGETS = (1e-4, 1e-3, 1e-2, 1e-1)
 ME1_CUTS = (50, 70, 90, 99)  # ME1@X in verdicts.PREDICTIONS
@@ -76,8 +76,19 @@ class ProbeStudy:
         return I.HookedPolicy(self.net, self.params, dict(hooks or {}))
 
     def play(self, policy: Any, mazes: Any, seed_offset: int = 0) -> Any:
+        """One episode per maze: first-hit times ``t_cheese`` / ``t_top_right`` (-1 = never), in maze order.
+        ``policy`` is a rollout policy or a :class:`probes.interventions.PerMaze` patch."""
+        import pandas as pd
+
         cfg = RolloutConfig(horizon=self.cfg.horizon, chunk=self.cfg.chunk, seed=self.cfg.seed + seed_offset)
-        return rollout(policy, mazes, cfg, progress=self.cfg.progress).episodes
+        if not isinstance(policy, I.PerMaze):
+            return rollout(policy, mazes, cfg, progress=self.cfg.progress).episodes
+        out = {k: np.full(len(mazes), -1, np.int64) for k in ("t_cheese", "t_top_right")}
+        for idx, sub, pol in I.split_per_maze(self.net, self.params, mazes, policy):
+            df = rollout(pol, sub, cfg, progress=self.cfg.progress).episodes
+            for k in out:
+                out[k][idx] = df[k].to_numpy()
+        return pd.DataFrame(out)
 
     def cheese_scores(self) -> np.ndarray:
         if "cheese_scores" not in self.cache:
@@ -228,7 +239,7 @@ def me1(st: ProbeStudy) -> Section:
     cfg = st.cfg
     pool = generate_mazes(int(cfg.n_me1_mazes * 2.5) + 20, seed=cfg.seed + 303)
     keep = S.decision_square_mazes(pool)[:cfg.n_me1_mazes]
-    mz = _subset(pool, keep)
+    mz = take(pool, keep)
     shape = st.shape
     vecs = S.cheese_vectors(st.net, st.params, mz, cfg.layer)
     mean_vec = vecs.mean(0)
@@ -238,12 +249,10 @@ def me1(st: ProbeStudy) -> Section:
                               chunk=min(256, len(mz)), progress=False).acts[cfg.layer])
     patches: list[tuple[str, str, Any]] = []
     for c in cfg.coeffs:
-        patches.append((f"per-maze cheese vector × {c:+g}", "patch",
-                        I.per_maze_policy(st.net, st.params, mz, S.steer(cfg.layer, vecs, c))))
+        patches.append((f"per-maze cheese vector × {c:+g}", "patch", I.PerMaze(S.steer(cfg.layer, vecs, c))))
         patches.append((f"mean cheese vector × {c:+g}", "patch", st.policy(S.steer(cfg.layer, mean_vec, c))))
         rand = np.stack([I.random_like(v, cfg.seed + k) for k, v in enumerate(vecs)])
-        patches.append((f"random vector (per-maze norm) × {c:+g}", "control",
-                        I.per_maze_policy(st.net, st.params, mz, S.steer(cfg.layer, rand, c))))
+        patches.append((f"random vector (per-maze norm) × {c:+g}", "control", I.PerMaze(S.steer(cfg.layer, rand, c))))
     patches.append((f"zero-ablate top-{len(chans)} cheese channels", "patch",
                     st.policy({cfg.layer: I.zero_ablation(chans, shape)})))
     patches.append((f"mean-ablate top-{len(chans)} cheese channels", "patch",
@@ -292,23 +301,14 @@ def me1(st: ProbeStudy) -> Section:
     return sec
 
 
-def _subset(mazes: Any, idx: np.ndarray) -> Any:
-    return replace(mazes, **{k: getattr(mazes, k)[idx] for k in ("grid", "size", "background", "seed", "mouse",
-                                                                   "cheese")})
-
-
 def _decision_table(st: ProbeStudy, mz: Any, vecs: np.ndarray, mean_vec: np.ndarray) -> dict:
-    from experiments.decision import probs_at_decision
-
     key = jax.random.PRNGKey(st.cfg.seed)
-    idx = np.arange(len(mz))
-    pols = {"original": st.policy(),
-            "per-maze cheese vector × -1": I.per_maze_policy(st.net, st.params, mz, S.steer(st.cfg.layer, vecs, -1.0)),
-            "mean cheese vector × -1": st.policy(S.steer(st.cfg.layer, mean_vec, -1.0)),
-            "random vector × -1": st.policy(S.steer(st.cfg.layer, I.random_like(mean_vec, st.cfg.seed), -1.0))}
+    conds = {"original": None, "per-maze cheese vector × -1": I.PerMaze(S.steer(st.cfg.layer, vecs, -1.0)),
+             "mean cheese vector × -1": S.steer(st.cfg.layer, mean_vec, -1.0),
+             "random vector × -1": S.steer(st.cfg.layer, I.random_like(mean_vec, st.cfg.seed), -1.0)}
     out = {}
-    for name, pol in pols.items():
-        d = probs_at_decision(pol, mz, idx, key)
+    for name, cond in conds.items():
+        d = S.decision_probs(st.net, st.params, mz, cond, key)
         out[name] = {k: float(np.median(d[f"p_{k}"])) for k in ("cheese", "top_right", "other")}
     return out
 
@@ -371,7 +371,7 @@ def retarget_success(st: ProbeStudy, name: str, order: np.ndarray | None, n_entr
         else:
             masks = _masks(st, order, targets[:, t], n_entries)
             vals = np.full((len(mz), 1, 1, 1), value, np.float32)
-            pol = I.per_maze_policy(st.net, st.params, m, {st.cfg.layer: I.SetMasked(masks, vals)})
+            pol = I.PerMaze({st.cfg.layer: I.SetMasked(masks, vals)})
         out[:, t] = got(st.play(pol, m, seed_offset=t), "cheese", st.cfg.horizon)
     setup["runs"][name] = out
     return out
@@ -476,7 +476,7 @@ def o1(st: ProbeStudy) -> Section:
     mz, t = setup["mazes"], setup["targets"][0, 0]
     hooks = {st.cfg.layer: I.clamp(order[0], activation_cell(t[None], st.shape[0])[0], st.cfg.retarget_value,
                                    st.shape)}
-    shown = replace(_subset(mz, np.array([0])), cheese=t[None])
+    shown = replace(take(mz, np.array([0])), cheese=t[None])
     a = vfield.vector_field(st.net, st.params, shown, 0)
     b = vfield.vector_field(st.net, st.params, shown, 0, hooks)
     path, rel = st.figure("o1_vfield")
@@ -523,16 +523,14 @@ def o3(st: ProbeStudy) -> Section:
 def me3(st: ProbeStudy) -> Section:
     """The evidence table for ME3/IG: cheese and top-right steering, their composition, transfer, separable
     channels, retargeting vs the top-right path. No verdict: it is read in the report's discussion."""
-    from experiments.decision import probs_at_decision
-
     cfg = st.cfg
     pool = generate_mazes(max(40, cfg.n_channel_mazes * 3), seed=cfg.seed + 505)
-    mz = _subset(pool, S.decision_square_mazes(pool)[:max(8, cfg.n_channel_mazes)])
+    mz = take(pool, S.decision_square_mazes(pool)[:max(8, cfg.n_channel_mazes)])
     cv = S.cheese_vectors(st.net, st.params, mz, cfg.layer)
     tv = S.top_right_vectors(st.net, st.params, mz, cfg.layer)
     key = jax.random.PRNGKey(cfg.seed)
-    pm = lambda hooks: I.per_maze_policy(st.net, st.params, mz, hooks)  # noqa: E731
-    conds = {"original": st.policy(), "cheese vector −1": pm(S.steer(cfg.layer, cv, -1.0)),
+    pm = lambda hooks: I.PerMaze(hooks)  # noqa: E731
+    conds = {"original": None, "cheese vector −1": pm(S.steer(cfg.layer, cv, -1.0)),
              "top-right vector +1": pm(S.steer(cfg.layer, tv, 1.0)),
              "top-right vector +2": pm(S.steer(cfg.layer, tv, 2.0)),
              "composition (cheese −1, top-right +1)": pm(S.steer(cfg.layer, cv - tv, -1.0)),
@@ -541,7 +539,7 @@ def me3(st: ProbeStudy) -> Section:
                  [I.random_like(v, cfg.seed + k) for k, v in enumerate(cv)]), -1.0))}
     rows, res, raw = [], {"n_mazes": len(mz), "steering": {}}, {}
     for name, pol in conds.items():
-        d = raw[name] = probs_at_decision(pol, mz, np.arange(len(mz)), key)
+        d = raw[name] = S.decision_probs(st.net, st.params, mz, pol, key)
         r = {k: float(np.mean(d[f"p_{k}"])) for k in ("cheese", "top_right", "other")}
         r["cheese_ci"] = bootstrap_ci(d["p_cheese"], n_boot=300, seed=cfg.seed)
         res["steering"][name] = r

@@ -250,6 +250,39 @@ class HookedPolicy:
         return padded_apply(self.net, self.params, obs, self.hooks)
 
 
+@struct.dataclass
+class PerMaze:
+    """Interventions that differ per maze: every leaf of ``hooks`` has a leading axis of the number of mazes.
+    Run them with :func:`split_per_maze` (rollouts, decision-square probabilities)."""
+
+    hooks: dict
+
+
+def distinct_groups(mazes: Any) -> list[np.ndarray]:
+    """Index groups inside which no two mazes share walls and cheese (mazes :func:`per_maze_policy` can tell
+    apart); small mazes repeat across seeds, and equal mazes may differ in background."""
+    walls, cheese = mazes.batch.walls, mazes.batch.cheese
+    seen: dict[bytes, int] = {}
+    copy = np.zeros(len(mazes), np.int64)
+    for i in range(len(mazes)):
+        key = walls[i].tobytes() + cheese[i].tobytes()
+        copy[i] = seen.get(key, 0)
+        seen[key] = copy[i] + 1
+    return [np.nonzero(copy == c)[0] for c in range(int(copy.max(initial=-1)) + 1)]
+
+
+def split_per_maze(net: Any, params: Any, mazes: Any, cond: PerMaze) -> list[tuple[np.ndarray, Any, Any]]:
+    """``(indices, their mazes, a per-maze policy)`` for each group of :func:`distinct_groups`."""
+    from probes.dataset import take
+
+    out = []
+    for idx in distinct_groups(mazes):
+        hooks = jax.tree.map(lambda a, i=idx: np.asarray(a)[i], dict(cond.hooks))
+        sub = take(mazes, idx)
+        out.append((idx, sub, per_maze_policy(net, params, sub, hooks)))
+    return out
+
+
 def per_maze_policy(net: Any, params: Any, mazes: Any, hooks_by_maze: Mapping[str, Any]) -> Any:
     """A rollout policy whose interventions differ per maze (a per-maze cheese vector, a clamp at each maze's
     target). Every leaf of ``hooks_by_maze`` has a leading axis of ``len(mazes)``.

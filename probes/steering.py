@@ -7,9 +7,8 @@ with a coefficient.
   the world's absolute top-right corner (24, 24), minus the original (zero for 25x25 mazes, which have no padding);
   added with coefficient +1.
 
-Effects are read at the decision square with :func:`experiments.decision.probs_at_decision`, passing a
-:class:`probes.interventions.HookedPolicy` (one patch for all mazes) or :func:`probes.interventions.per_maze_policy`
-(each maze its own vector).
+Effects are read at the decision square (:func:`decision_probs`, over
+:func:`experiments.decision.probs_at_decision`), for one patch for all mazes or each maze its own vector.
 """
 from __future__ import annotations
 
@@ -66,19 +65,33 @@ def decision_square_mazes(mazes: Any) -> np.ndarray:
     return np.nonzero((f["has_decision_square"] == 1) & (f["cheese_in_top_right_region"] == 0))[0]
 
 
+def decision_probs(net: Any, params: Any, mazes: Any, cond: Any = None, key: Any = None) -> dict[str, np.ndarray]:
+    """:func:`experiments.decision.probs_at_decision` for every maze (each needs a decision square) under ``cond``:
+    None (the plain network), a hooks dict, or a :class:`probes.interventions.PerMaze` patch."""
+    import jax
+
+    from experiments.decision import probs_at_decision
+    from probes.interventions import HookedPolicy, PerMaze, split_per_maze
+
+    key = jax.random.PRNGKey(0) if key is None else key
+    if not isinstance(cond, PerMaze):
+        return probs_at_decision(HookedPolicy(net, params, dict(cond or {})), mazes, np.arange(len(mazes)), key)
+    out: dict[str, np.ndarray] = {}
+    for idx, sub, pol in split_per_maze(net, params, mazes, cond):
+        d = probs_at_decision(pol, sub, np.arange(len(sub)), key)
+        for k, v in d.items():
+            out.setdefault(k, np.zeros((len(mazes), *v.shape[1:]), v.dtype))[idx] = v
+    return out
+
+
 def coefficient_sweep(net: Any, params: Any, mazes: Any, vectors: np.ndarray, layer: str,
                       coeffs: tuple[float, ...], key: Any = None) -> dict[float, dict[str, float]]:
     """Mean P(cheese) / P(top-right) / P(other) at the decision squares of ``mazes`` (all must have one) with each
     maze's own ``vectors[i]`` added ``× coeff``, for every coefficient."""
-    import jax
+    from probes.interventions import PerMaze
 
-    from experiments.decision import probs_at_decision
-    from probes.interventions import per_maze_policy
-
-    key = jax.random.PRNGKey(0) if key is None else key
     out = {}
     for c in coeffs:
-        d = probs_at_decision(per_maze_policy(net, params, mazes, steer(layer, vectors, c)), mazes,
-                              np.arange(len(mazes)), key)
+        d = decision_probs(net, params, mazes, PerMaze(steer(layer, vectors, c)), key)
         out[float(c)] = {k: float(np.mean(d[f"p_{k}"])) for k in ("cheese", "top_right", "other")}
     return out

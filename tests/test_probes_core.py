@@ -216,3 +216,12 @@ def test_per_maze_policy_applies_each_mazes_own_patch(net_params, mazes):
     assert np.abs(got - plain).max() > 1e-3  # the patch does something
     with pytest.raises(ValueError, match="leading axis"):
         I.per_maze_policy(net, params, mazes, {LAYER: I.AddVector(vecs[:2], 1.0)})
+
+
+def test_duplicate_mazes_are_split_into_distinct_groups(mazes):
+    dup = D.take(mazes, np.array([0, 1, 0, 2, 0]))
+    assert [g.tolist() for g in I.distinct_groups(dup)] == [[0, 1, 3], [2], [4]]
+    with pytest.raises(ValueError, match="distinct mazes"):
+        I.per_maze_policy(None, None, dup, {})
+    parts = I.split_per_maze(None, None, dup, I.PerMaze({LAYER: I.AddVector(np.arange(5.0)[:, None], 1.0 * np.ones(5))}))
+    assert [p[0].tolist() for p in parts] == [[0, 1, 3], [2], [4]] and all(len(p[1]) == len(p[0]) for p in parts)

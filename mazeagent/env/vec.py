@@ -3,10 +3,10 @@
 Design (why): generating a level is ~300 sequential Kruskal steps, far more than a step, and under ``vmap`` a
 ``lax.cond`` would run it every step. So each env owns a small ring *bank* of levels: the current one and up to
 ``depth`` upcoming ones, each with its grid and its pre-rendered static frame. A finished env just advances its
-slot (no copies), and missing upcoming levels are generated in passes of ``chunk`` envs (compacted with a
-fixed-size ``jnp.nonzero``) only when ``chunk`` of them are missing or a finished env would find none queued.
-With ``depth=2`` that forced case is rare, so almost every pass is full. Per step the obs is the static frame with the
-mouse composited in. Level seeds follow procgen's per-env ``level_seed_rand_gen`` exactly, so
+slot (no copies). Missing upcoming levels are generated in fixed-size passes for the ``chunk`` envs with the
+fewest queued, only when ``chunk`` levels are missing or a finished env would find none queued; with ``depth=2``
+that forced case is rare, so almost every pass is full. Per step the obs is the static frame with the mouse
+composited in. Level seeds follow procgen's per-env ``level_seed_rand_gen`` exactly, so
 ``reset_procgen(rand_seed)`` replays ``ProcgenGym3Env(num=N, rand_seed=rand_seed)``'s level sequence.
 """
 from __future__ import annotations
