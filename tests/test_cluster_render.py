@@ -186,11 +186,11 @@ def test_refuses_an_out_dir_that_holds_a_different_run(tmp_path):
 
     run = tmp_path / "run"
     save_checkpoint(run / "checkpoints", {"params": {"w": np.zeros(2, np.float32)}},
-                    make_config("tiny", ["lr=1e-3"]), 2)
+                    make_config("tiny", ["lr=2e-3"]), 2)
     with pytest.raises(ValueError, match="cannot resume"):
         S.plan_train("tiny", run)
     # same training config (wandb settings may differ): a resubmission that resumes it is fine
-    assert S.plan_train("tiny", run, ["lr=1e-3"]).tasks[0]["out"] == str(run)
+    assert S.plan_train("tiny", run, ["lr=2e-3"]).tasks[0]["out"] == str(run)
 
 
 def test_dry_run_prints_scripts_and_writes_nothing(tmp_path, capsys):
@@ -214,7 +214,7 @@ _CHILD = textwrap.dedent("""
 """)
 
 
-def _wrapper(tmp_path: Path, restarts: int) -> tuple[subprocess.Popen, Path]:
+def _wrapper(tmp_path: Path, restarts: int, array: tuple[str, str] | None = None) -> tuple[subprocess.Popen, Path]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     (bin_dir / "scontrol").write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/scontrol.txt\n')
@@ -225,6 +225,9 @@ def _wrapper(tmp_path: Path, restarts: int) -> tuple[subprocess.Popen, Path]:
                    f"run_requeueable {shlex.quote(sys.executable)} {tmp_path}/child.py\necho wrapper-exit=$?\n")
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "SLURM_JOB_ID": "77",
            "SLURM_RESTART_COUNT": str(restarts), "MAZEAGENT_MAX_RESTARTS": "2"}
+    env.pop("SLURM_ARRAY_TASK_ID", None)
+    if array:
+        env |= {"SLURM_ARRAY_JOB_ID": array[0], "SLURM_ARRAY_TASK_ID": array[1]}
     proc = subprocess.Popen(["bash", str(job)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     return proc, tmp_path / "scontrol.txt"
 
@@ -240,15 +243,18 @@ def _wait_ready(proc: subprocess.Popen) -> list[str]:
     raise AssertionError(f"child never started: {lines}")
 
 
-def test_usr1_is_forwarded_and_the_job_requeued(tmp_path):
-    proc, record = _wrapper(tmp_path, restarts=0)
+@pytest.mark.parametrize("array,requeued", [(None, "77"), (("77", "1"), "77_1")])
+def test_usr1_is_forwarded_and_the_job_requeued(tmp_path, array, requeued):
+    """An array task requeues itself as MASTER_TASK: its SLURM_JOB_ID may equal the master id, and requeueing that
+    would restart every task of the array (seen on Slurm 22.05)."""
+    proc, record = _wrapper(tmp_path, restarts=0, array=array)
     _wait_ready(proc)
     proc.send_signal(signal.SIGUSR1)  # what `scancel --signal=USR1 --batch` does to the batch shell
     time.sleep(1.0)
     proc.send_signal(signal.SIGTERM)  # what Slurm does to the shell after `scontrol requeue`
     text = proc.communicate(timeout=20)[0]
     assert "checkpointed" in text and "command exited with 138" in text, text
-    assert record.read_text().split() == ["requeue", "77"]
+    assert record.read_text().split() == ["requeue", requeued]
 
 
 def test_no_requeue_after_max_restarts_and_exit_code_passes_through(tmp_path):

@@ -141,9 +141,9 @@ def test_logger_cuts_metrics_back_to_the_resumed_step(tmp_path):
 
 
 # ---- end to end: kill a real training process and resume it --------------------------------------------------
-N_UPDATES = 5
-RUN = CFG.replace(num_envs=8, num_steps=16, update_epochs=1, num_minibatches=2, total_timesteps=8 * 16 * N_UPDATES,
-                  wandb_mode="offline", checkpoint_every=1, keep_checkpoints=2, eval_episodes=8)
+N_UPDATES = 4
+RUN = CFG.replace(num_envs=4, num_steps=8, update_epochs=1, num_minibatches=2, total_timesteps=4 * 8 * N_UPDATES,
+                  wandb_mode="offline", checkpoint_every=1, keep_checkpoints=2, eval_episodes=4)
 RUN_SETS = [f"{k}={v}" for k, v in RUN.to_dict().items() if v != getattr(CFG, k)]
 
 
@@ -164,7 +164,7 @@ def _env(cache: Path) -> dict[str, str]:
 def _kill_after(out: Path, env: dict, rows: int, sig: int) -> int:
     """Start training, wait until ``rows`` updates are logged, send ``sig``; return the exit code."""
     proc = subprocess.Popen(_train_cmd(out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + 1500
     while len(read_metrics(out)) < rows and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert proc.poll() is None, f"finished before the kill: {proc.stderr.read()[-2000:]}"
@@ -185,7 +185,7 @@ def _final_params(out: Path):
 def test_sigterm_and_sigkill_then_resume_match_an_uninterrupted_run(tmp_path):
     env = _env(tmp_path / "jax-cache")
     ref = tmp_path / "ref"
-    res = subprocess.run(_train_cmd(ref), env=env, capture_output=True, text=True, timeout=600)
+    res = subprocess.run(_train_cmd(ref), env=env, capture_output=True, text=True, timeout=1500)
     assert res.returncode == 0, res.stderr[-3000:]
     ref_leaves, ref_state = _final_params(ref)
     ref_rows = read_metrics(ref)
@@ -195,8 +195,8 @@ def test_sigterm_and_sigkill_then_resume_match_an_uninterrupted_run(tmp_path):
     rng = np.random.default_rng(0)  # "a random update", reproducibly
     for sig, want_rc in ((signal.SIGTERM, 128 + signal.SIGTERM), (signal.SIGKILL, -signal.SIGKILL)):
         out = tmp_path / signal.Signals(sig).name
-        assert _kill_after(out, env, int(rng.integers(1, N_UPDATES - 1)), sig) == want_rc
-        res = subprocess.run(_train_cmd(out, resume=True), env=env, capture_output=True, text=True, timeout=600)
+        assert _kill_after(out, env, int(rng.integers(1, N_UPDATES - 1)), sig) == want_rc  # 1 or 2 rows
+        res = subprocess.run(_train_cmd(out, resume=True), env=env, capture_output=True, text=True, timeout=1500)
         assert res.returncode == 0, res.stderr[-3000:]
         leaves, state = _final_params(out)
         for a, b in zip(leaves, ref_leaves):

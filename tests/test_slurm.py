@@ -126,6 +126,8 @@ def test_training_array_tasks_complete_with_checkpoint_and_wandb(jobs):
     tasks = _job_fields(jobs["sweep_id"])
     assert sorted(t["ArrayTaskId"] for t in tasks) == ["0", "1"], tasks
     assert all(t["JobState"] == "COMPLETED" and t["ExitCode"] == "0:0" for t in tasks), _logs(jobs["sweep"])
+    # requeueing task 1 must not rerun the finished task 0 (task 1's job id is the array's master id)
+    assert [t["Restarts"] for t in sorted(tasks, key=lambda t: t["ArrayTaskId"])] == ["0", "1"], tasks
     for every, run in zip((2, 3), jobs["runs"]):
         _net, _params_, config = load_policy(run)
         assert config.checkpoint_every == every and config.wandb_mode == "offline"

@@ -40,8 +40,12 @@ run_requeueable() {  # errexit-safe: every failing status below is caught
       _mz_note "not requeueing: already restarted $restarts times (MAZEAGENT_MAX_RESTARTS=$max)"
       return "$rc"
     fi
-    _mz_note "requeueing job ${SLURM_JOB_ID} (restart $((restarts + 1)))"
-    if ! scontrol requeue "${SLURM_JOB_ID}"; then _mz_note "scontrol requeue failed"; return "$rc"; fi
+    # An array task must be named MASTER_TASK: the last task's SLURM_JOB_ID equals the master id, and
+    # `scontrol requeue MASTER` would requeue every task of the array, finished ones included.
+    local me=${SLURM_JOB_ID}
+    [ -n "${SLURM_ARRAY_TASK_ID:-}" ] && me=${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}
+    _mz_note "requeueing job ${me} (restart $((restarts + 1)))"
+    if ! scontrol requeue "${me}"; then _mz_note "scontrol requeue failed"; return "$rc"; fi
     # Slurm now TERMs this shell; sleeping here keeps the run from being recorded as finished first.
     sleep 300 & _mz_sleeper=$!
     trap 'kill "$_mz_sleeper" 2>/dev/null; exit 0' TERM
