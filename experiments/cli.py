@@ -15,8 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _common(p, mazes=10_000)
     p.add_argument("--f11-mazes", type=int, default=200, help="mazes for the F11 hand-edit test (default 200)")
     p.add_argument("--conformity-mazes", type=int, default=100, help="mazes for U1-U3 (default 100)")
-    p.add_argument("--splits", type=int, default=100, help="80/20 splits per regression (default 100)")
-    p.add_argument("--boot", type=int, default=200, help="bootstrap refits per coefficient CI (default 200)")
+    p.add_argument("--splits", type=int, default=50, help="80/20 splits per regression (default 50)")
+    p.add_argument("--boot", type=int, default=100, help="bootstrap refits per coefficient CI (default 100)")
     p.set_defaults(func=_study)
 
     p = subparsers.add_parser("demo", help="a small behaviour study on the bundled agent (minutes on a CPU)")
