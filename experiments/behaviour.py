@@ -146,10 +146,13 @@ def factors(df: Any, rep: Report, cfg: stats.StatsConfig, horizon: int = PRIMARY
     res: dict = {"n": int(len(sub)), "n_all": int(len(df)), "horizon": horizon, "p_cheese": stats.proportion(y)}
     sec.results = res
     sec.text(f"{len(sub)} of {len(df)} mazes have a decision square and the cheese outside the top-right 5×5 "
-             "region. Factors are z-scored; L1 logistic regression (liblinear) over repeated 80/20 splits; "
-             "coefficient CIs are row bootstraps. Negative coefficient = closer/shorter, more cheese. A VIF of "
-             "— is infinite: in a tree maze steps(cheese, top-right) = steps(cheese, D) + steps(D, top-right) "
-             "exactly, so F2, F4 and F6 are jointly collinear and L1 keeps only some of them.")
+             "region. Factors are z-scored; L1 logistic regression (liblinear's estimator, C = 1) over repeated "
+             "80/20 splits; coefficient CIs are row bootstraps. Negative coefficient = closer/shorter, more cheese. "
+             "A VIF of — is infinite: in a tree maze steps(cheese, top-right) = steps(cheese, D) + "
+             "steps(D, top-right) exactly, so F2, F4 and F6 are jointly collinear. A factor that is an exact linear "
+             "combination of earlier ones has no identifiable coefficient: it is left out of the multi-factor fit "
+             "(\"collinear, excluded\", verdict inconclusive), and the coefficients of the factors it combines are "
+             "effects with it implicitly varying.")
     try:
         X = sub[names + list(EXTRA_FACTORS)].to_numpy(float)
         single = stats.single_factor(X, y, names + list(EXTRA_FACTORS), cfg)
@@ -162,11 +165,20 @@ def factors(df: Any, rep: Report, cfg: stats.StatsConfig, horizon: int = PRIMARY
         return sec
     res["single"] = {k: v.to_dict() for k, v in single.items()}
     res["multi"] = multi.to_dict()
+    res["excluded"] = {n: f"exact linear combination of {', '.join(c)}" for n, c in multi.excluded.items()}
     res["vif"] = stats.vif(X[:, :len(names)], names)
     res["drop_one"] = stats.drop_one(X[:, :len(names)], y, names, cfg, full=multi)
     res["correlation"] = stats.correlation(X[:, :len(names)], names)
     rows = []
     for f, n in zip(fids, names):
+        if n in multi.excluded:  # no identifiable coefficient: say why instead of resolving the forecast
+            why = f"collinear, excluded: exact linear combination of {', '.join(multi.excluded[n])} (VIF inf)"
+            rep.score(verdicts.scorecard_row(f, f"multi-factor coefficient of {n}: {why}", None, None,
+                                             verdicts.INCONCLUSIVE, single_accuracy=single[n].accuracy,
+                                             baseline=single[n].baseline, excluded=why))
+            rows.append([f, n, single[n].accuracy, single[n].baseline, None, None, None, res["vif"][n], None,
+                         f"{verdicts.INCONCLUSIVE} (collinear, excluded)"])
+            continue
         v = verdicts.sign_verdict(multi.coef_ci[n], -1)
         rep.score(verdicts.scorecard_row(f, f"multi-factor L1 coefficient of {n} (z-scored)", multi.coef[n],
                                          multi.coef_ci[n], v, single_accuracy=single[n].accuracy,

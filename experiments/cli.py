@@ -17,6 +17,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--conformity-mazes", type=int, default=100, help="mazes for U1-U3 (default 100)")
     p.add_argument("--splits", type=int, default=50, help="80/20 splits per regression (default 50)")
     p.add_argument("--boot", type=int, default=100, help="bootstrap refits per coefficient CI (default 100)")
+    split = p.add_mutually_exclusive_group()
+    split.add_argument("--shard", default=None, metavar="I/K",
+                       help="roll out only shard I of K (from 0; e.g. a Slurm array task) into OUT/shards/; "
+                            "no report until --merge K")
+    split.add_argument("--merge", type=int, default=None, metavar="K",
+                       help="join the K shards in OUT/shards/ and write the report (same results.json as one process)")
     p.set_defaults(func=_study)
 
     p = subparsers.add_parser("demo", help="a small behaviour study on the bundled agent (minutes on a CPU)")
@@ -36,6 +42,27 @@ def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_bench)
+
+    p = bench_subparsers.add_parser("study-factors", help="seconds of the study's factor stage (F1-F10, B2 regressions)",
+                                    description="Times the factor stage on a table of real maze geometry with a "
+                                                "planted outcome (no policy is played).")
+    p.add_argument("--rows", type=int, default=5000, help="mazes in the factor subset (default 5000)")
+    p.add_argument("--splits", type=int, default=50, help="80/20 splits per regression (default 50, as the study)")
+    p.add_argument("--boot", type=int, default=100, help="bootstrap refits (default 100, as the study)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_bench_factors)
+
+
+def _bench_factors(args: argparse.Namespace) -> int:
+    import json
+
+    from experiments.bench import bench_factors
+
+    out = bench_factors(args.rows, args.splits, args.boot, args.seed)
+    print(json.dumps(out, indent=1) if args.json else
+          "  ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in out.items()))
+    return 0
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -81,9 +108,27 @@ def _study(args: argparse.Namespace) -> int:
                       wandb=args.wandb)
     if not Path(args.checkpoint).exists():
         raise ValueError(f"checkpoint {args.checkpoint} does not exist")
-    paths = run_study(NetPolicy.load(args.checkpoint), args.out, cfg, checkpoint=args.checkpoint,
-                      progress=not args.no_progress)
-    _done(paths)
+    progress = not args.no_progress
+    if args.shard is not None:
+        from experiments.shards import parse_shard
+        from experiments.study import run_shard
+
+        i, k = parse_shard(args.shard)
+        if k > cfg.mazes:
+            raise ValueError(f"--shard {args.shard}: more shards than mazes ({cfg.mazes})")
+        npz, _ = run_shard(NetPolicy.load(args.checkpoint), args.out, cfg, i, k, checkpoint=args.checkpoint,
+                           progress=progress)
+        print(f"shard {i}/{k}: {npz.resolve()}")
+        return 0
+    if args.merge is not None:
+        from experiments.study import merge_study
+
+        if not 1 <= args.merge <= cfg.mazes:
+            raise ValueError(f"--merge K needs 1 <= K <= --mazes ({cfg.mazes}), got {args.merge}")
+        _done(merge_study(NetPolicy.load(args.checkpoint), args.out, cfg, args.merge, checkpoint=args.checkpoint,
+                          progress=progress))
+        return 0
+    _done(run_study(NetPolicy.load(args.checkpoint), args.out, cfg, checkpoint=args.checkpoint, progress=progress))
     return 0
 
 
@@ -103,4 +148,4 @@ def _demo(args: argparse.Namespace) -> int:
 def _done(paths: dict) -> None:
     print(f"report: {paths['html'].resolve()}")
     print(f"        {paths['markdown'].resolve()}")
-    print(f"numbers: {paths['results'].resolve()}")
+    print(f"numbers: {paths['results'].resolve()}  (timings: {paths['timing'].name})")

@@ -20,7 +20,7 @@ import functools
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -178,7 +178,9 @@ def from_levels(levels: list[Level], background: int | np.ndarray = 0) -> Mazes:
 # ------------------------------------------------------------------------------------------ policy evaluation
 
 @functools.lru_cache(maxsize=None)
-def _renderers():
+def renderers() -> tuple[Callable, Callable]:
+    """The jitted, batched hard-mode renderers ``(static(grid, background), compose(frame, mouse, reflected))``:
+    a maze's frame without the mouse is rendered once and the mouse composited per queried state."""
     from mazeagent.env.render import composite_mouse, load_tables, render_static
 
     tables = load_tables("hard")
@@ -189,7 +191,7 @@ def _renderers():
 
 def static_frames(mazes: Mazes, idx: np.ndarray) -> jax.Array:
     """Frames of the given mazes without the mouse (rendered once, the mouse is composited per query)."""
-    static, _ = _renderers()
+    static, _ = renderers()
     return static(jnp.asarray(mazes.grid[idx]), jnp.asarray(mazes.background[idx]))
 
 
@@ -211,7 +213,7 @@ def evaluate(policy: Any, mazes: Mazes, idx: np.ndarray, squares: np.ndarray, re
         return np.asarray(policy.fn(sub, reflected, key), np.float32), None
     if with_value and not hasattr(policy, "logits_value"):
         raise ValueError("values need a network policy (NetPolicy); scripted policies have no value head")
-    _, compose = _renderers()
+    _, compose = renderers()
     if frames is None:
         uniq, frame_rows = np.unique(idx, return_inverse=True)
         frames = static_frames(mazes, uniq)
@@ -313,6 +315,7 @@ class Rollouts:
     episodes: Any  # pandas DataFrame, one row per maze (the tidy table)
     config: RolloutConfig
     stats: dict  # policy evaluations, wall time, mazes/s
+    raw: dict = field(default_factory=dict, repr=False)  # engine outputs per played maze (+ "maze"): what shards save
 
     def summary(self) -> dict:
         from experiments.stats import proportion
@@ -411,35 +414,58 @@ def _with_neighbours(rows, pos, ref, walls, known, W, fill_to: int | None = None
     return r[first], p[first].astype(np.int32), f[first].astype(bool)
 
 
-def rollout(policy: Any, mazes: Mazes, cfg: RolloutConfig = RolloutConfig(), progress: bool = True) -> Rollouts:
-    """Play one episode per maze from its start and return the tidy per-episode table."""
-    import pandas as pd
+def shard_indices(n: int, shard: int, shards: int) -> np.ndarray:
+    """Maze indices of shard ``shard`` of ``shards``: contiguous blocks of ``range(n)`` in maze order. The maze set
+    and each maze's sampling key depend on the maze index only, so the shards' union is the unsharded study."""
+    if isinstance(shards, bool) or not isinstance(shards, (int, np.integer)) or not 1 <= shards <= n:
+        raise ValueError(f"number of shards must be an int in [1, {n}] (the number of mazes), got {shards!r}")
+    if isinstance(shard, bool) or not isinstance(shard, (int, np.integer)) or not 0 <= shard < shards:
+        raise ValueError(f"shard index must be an int in [0, {shards - 1}], got {shard!r}")
+    return np.array_split(np.arange(n), shards)[shard]
+
+
+def rollout(policy: Any, mazes: Mazes, cfg: RolloutConfig = RolloutConfig(), progress: bool = True,
+            indices: np.ndarray | None = None) -> Rollouts:
+    """Play one episode per maze from its start and return the tidy per-episode table; ``indices`` plays only
+    those mazes (e.g. :func:`shard_indices`), with exactly the episodes they have in the full rollout."""
     from tqdm.auto import tqdm
 
-    key = jax.random.PRNGKey(cfg.seed)
+    order = np.arange(len(mazes)) if indices is None else np.asarray(indices, np.int64)
+    if order.ndim != 1 or not len(order) or order.min() < 0 or order.max() >= len(mazes):
+        raise ValueError(f"indices must be a non-empty 1-d array of maze indices in [0, {len(mazes)})")
+    key = jax.random.PRNGKey(cfg.seed)  # per maze: fold_in(key, maze index), so chunking and sharding don't matter
     counters = {"policy_evals": 0}
     parts = []
     t0, c0 = time.perf_counter(), time.process_time()
-    with tqdm(total=len(mazes), unit="maze", desc="rollouts", disable=not progress, smoothing=0) as bar:
-        for s in range(0, len(mazes), cfg.chunk):
-            idx = np.arange(s, min(s + cfg.chunk, len(mazes)))
-            parts.append(_chunk(policy, mazes, idx, cfg, key, counters, bar.update))
+    with tqdm(total=len(order), unit="maze", desc="rollouts", disable=not progress, smoothing=0) as bar:
+        for s in range(0, len(order), cfg.chunk):
+            parts.append(_chunk(policy, mazes, order[s:s + cfg.chunk], cfg, key, counters, bar.update))
     elapsed = time.perf_counter() - t0
-    res = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    df = pd.DataFrame(episode_columns(mazes, res, cfg.horizon))
+    res = {"maze": order, **{k: np.concatenate([p[k] for p in parts]) for k in parts[0]}}
     stats = {"policy_evals": counters["policy_evals"], "seconds": elapsed, "cpu_seconds": time.process_time() - c0,
-             "mazes_per_second": len(mazes) / max(elapsed, 1e-9),
-             "evals_per_maze": counters["policy_evals"] / len(mazes)}
-    return Rollouts(df, cfg, stats)
+             "mazes_per_second": len(order) / max(elapsed, 1e-9),
+             "evals_per_maze": counters["policy_evals"] / len(order)}
+    return from_results(mazes, res, cfg, stats)
+
+
+def from_results(mazes: Mazes, res: dict, cfg: RolloutConfig, stats: dict) -> Rollouts:
+    """Rollouts from engine outputs ``res`` (arrays per played maze, ``res["maze"]`` = their indices), e.g. the
+    merged shards of a study."""
+    import pandas as pd
+
+    return Rollouts(pd.DataFrame(episode_columns(mazes, res, cfg.horizon)), cfg, stats, raw=res)
 
 
 def episode_columns(mazes: Mazes, res: dict, horizon: int) -> dict[str, np.ndarray]:
-    """The tidy table: identity, squares (inner coordinates), every geometry factor, attainment per horizon."""
+    """The tidy table: identity, squares (inner coordinates), every geometry factor, attainment per horizon; one
+    row per maze in ``res["maze"]`` (default: all)."""
     g = mazes.geometry
-    m = (WORLD - mazes.size) // 2
-    cols: dict[str, Any] = {"maze": np.arange(len(mazes)), "level_seed": mazes.seed, "background": mazes.background}
-    cols.update(g.factors())
-    cols["top_right_row"] = cols["top_right_col"] = np.where(g.top_right[:, 0] >= 0, g.top_right[:, 0] - m, -1)
+    idx = np.asarray(res.get("maze", np.arange(len(mazes))))
+    m = ((WORLD - mazes.size) // 2)[idx]
+    cols: dict[str, Any] = {"maze": idx, "level_seed": mazes.seed[idx], "background": mazes.background[idx]}
+    cols.update({k: np.asarray(v)[idx] for k, v in g.factors().items()})
+    tr = g.top_right[idx]
+    cols["top_right_row"] = cols["top_right_col"] = np.where(tr[:, 0] >= 0, tr[:, 0] - m, -1)
     for name, t in (("cheese", res["t_cheese"]), ("top_right", res["t_tr"]), ("region", res["t_region"])):
         cols[f"t_{name}"] = t
     cols["episode_length"] = res["t"]

@@ -2,8 +2,10 @@
 Wilson and bootstrap intervals.
 
 Follows the published analysis (research-notes §1.8, §3.2): factors are z-scored over the whole filtered data set,
-an L1 logistic regression (liblinear) is fitted on many random 80/20 splits and scored against the majority-class
-baseline of the same split. The coefficient CI is a bootstrap over rows (refits), so it is what the F-verdicts use;
+an L1 logistic regression (liblinear's estimator, solved for all splits at once by :mod:`experiments.l1logit`) is
+fitted on many random 80/20 splits and scored against the majority-class baseline of the same split. Factors that
+are exact linear combinations of others (F6 = F4 − F2 in a tree maze) have no identifiable coefficient: they are
+left out of the multi-factor fit and reported as excluded. The coefficient CI is a bootstrap over rows (refits), so it is what the F-verdicts use;
 the sign-flip rate (share of splits whose coefficient has the opposite sign to the mean) is the published
 robustness check.
 """
@@ -55,6 +57,7 @@ class RegressionResult:
     coef_ci: dict[str, Interval]  # bootstrap percentile CI (refits on resampled rows)
     sign_flip: dict[str, float]  # share of splits with the opposite sign to the mean coefficient
     intercept: float
+    excluded: dict[str, list[str]] = field(default_factory=dict)  # exactly collinear: name -> what it combines
     split_accuracy: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0))
 
     @property
@@ -82,7 +85,10 @@ def wilson_ci(k: int, n: int, alpha: float = 0.05) -> Interval:
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # exact at the edges: with k = 0 (k = n) the formula gives centre == half only up to rounding
+    lo = 0.0 if k == 0 else max(0.0, centre - half)
+    hi = 1.0 if k == n else min(1.0, centre + half)
+    return (lo, hi)
 
 
 def proportion(success: np.ndarray, alpha: float = 0.05) -> dict:
@@ -139,14 +145,12 @@ def _check_xy(X: np.ndarray, y: np.ndarray, names: list[str]) -> tuple[np.ndarra
     return X, y
 
 
-def _fit(X: np.ndarray, y: np.ndarray, C: float):
-    from sklearn.linear_model import LogisticRegression
+def _fit_many(X: np.ndarray, y: np.ndarray, weights: np.ndarray, C: float) -> tuple[np.ndarray, np.ndarray]:
+    """(coef (B, d), intercept (B,)) of liblinear's L1 logistic regression, one fit per row of sample weights."""
+    from experiments.l1logit import fit_l1_logistic
 
-    model = LogisticRegression(penalty="l1", solver="liblinear", C=C, random_state=0)  # liblinear shuffles
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # liblinear convergence chatter on separable toy data
-        model.fit(X, y)
-    return model
+    coef, icpt, _ = fit_l1_logistic(X, y, weights, C)
+    return coef, icpt
 
 
 def _splits(n: int, cfg: StatsConfig) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -159,52 +163,92 @@ def _splits(n: int, cfg: StatsConfig) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
+COLLINEAR_TOL = 1e-8  # residual / norm below this: a column is an exact linear combination of earlier ones
+
+
+def collinear_columns(X: np.ndarray, names: list[str], tol: float = COLLINEAR_TOL) -> dict[str, list[str]]:
+    """Columns that are exact linear combinations (with an intercept) of earlier kept columns, in column order:
+    ``{excluded name: [the kept columns it is a combination of]}``. In a tree maze
+    steps(C, T) = steps(C, D) + steps(D, T), so of F2, F4 and F6 the last one is listed."""
+    X = np.asarray(X, dtype=np.float64)
+    Xc = X - X.mean(axis=0)
+    kept: list[int] = []
+    out: dict[str, list[str]] = {}
+    for j in range(X.shape[1]):
+        col = Xc[:, j]
+        norm = np.linalg.norm(col)
+        if norm == 0:
+            continue  # constant: z-scores to zeros, the fit gives it coefficient 0
+        if kept:
+            beta, *_ = np.linalg.lstsq(Xc[:, kept], col, rcond=None)
+            if np.linalg.norm(col - Xc[:, kept] @ beta) <= tol * norm:
+                scale = np.abs(beta) * np.linalg.norm(Xc[:, kept], axis=0) / norm
+                out[names[j]] = [names[k] for k, b in zip(kept, scale) if b > 1e-6]
+                continue
+        kept.append(j)
+    return out
+
+
 def logistic_splits(X: np.ndarray, y: np.ndarray, names: list[str], cfg: StatsConfig = StatsConfig(),
-                    standardize: bool = True, bootstrap: bool = True) -> RegressionResult:
+                    standardize: bool = True, bootstrap: bool = True, drop_collinear: bool = True
+                    ) -> RegressionResult:
     """L1 logistic regression of ``y`` on the columns of ``X`` over repeated splits, plus bootstrap coefficient CIs
     (``bootstrap=False``: percentile intervals over the splits instead, much cheaper, not used for verdicts).
 
-    Splits whose training part holds a single class are skipped (only possible on tiny data).
+    Columns that are exact linear combinations of others (:func:`collinear_columns`) have no identifiable
+    coefficient: with ``drop_collinear`` they are left out of the fit and listed in ``excluded`` (their coefficient,
+    CI and sign-flip rate are NaN). Every split and bootstrap refit is the same estimator as liblinear's
+    (:mod:`experiments.l1logit`), fitted all at once. Splits whose training part holds a single class are skipped
+    (only possible on tiny data).
     """
     X, y = _check_xy(X, y, names)
+    excluded = collinear_columns(X, names) if drop_collinear and X.shape[1] > 1 else {}
+    keep = [j for j, n in enumerate(names) if n not in excluded]
+    X = X[:, keep]
     if standardize:
         X = zscore(X)
-    accs, bases, coefs, icpts = [], [], [], []
-    for train, test in _splits(len(y), cfg):
-        if y[train].all() or not y[train].any():
-            continue
-        m = _fit(X[train], y[train], cfg.C)
-        accs.append(float((m.predict(X[test]) == y[test]).mean()))
-        majority = y[train].mean() >= 0.5
-        bases.append(float((y[test] == majority).mean()))
-        coefs.append(m.coef_[0].copy())
-        icpts.append(float(m.intercept_[0]))
-    if not accs:
+    n = len(y)
+    splits = [(tr, te) for tr, te in _splits(n, cfg) if y[tr].any() and not y[tr].all()]
+    if not splits:
         raise ValueError("every split had a single-class training set; need more data")
-    accs_a, coefs_a = np.array(accs), np.array(coefs)
+    W = np.zeros((len(splits), n))
+    for b, (tr, _) in enumerate(splits):
+        W[b, tr] = 1.0
+    coefs_a, icpts = _fit_many(X, y, W, cfg.C)
+    accs, bases = [], []
+    for (tr, te), c, b0 in zip(splits, coefs_a, icpts):
+        accs.append(float(((X[te] @ c + b0 > 0) == y[te]).mean()))
+        bases.append(float((y[te] == (y[tr].mean() >= 0.5)).mean()))
+    accs_a = np.array(accs)
     mean_coef = coefs_a.mean(axis=0)
     flips = (coefs_a * np.sign(mean_coef)[None, :] < 0).mean(axis=0)
 
     rng = np.random.default_rng(cfg.seed + 1)
-    boot = []
+    counts = []
     for _ in range(cfg.n_boot if bootstrap else 0):
-        idx = rng.integers(0, len(y), size=len(y))
+        idx = rng.integers(0, n, size=n)
         if y[idx].all() or not y[idx].any():
             continue
-        boot.append(_fit(X[idx], y[idx], cfg.C).coef_[0])
-    boot_a = np.array(boot) if boot else coefs_a
+        counts.append(np.bincount(idx, minlength=n))  # a resample = the same rows, counted
+    boot_a = _fit_many(X, y, np.array(counts, np.float64), cfg.C)[0] if counts else coefs_a
     lo = np.quantile(boot_a, cfg.alpha / 2, axis=0)
     hi = np.quantile(boot_a, 1 - cfg.alpha / 2, axis=0)
     q = (cfg.alpha / 2, 1 - cfg.alpha / 2)
+    kept_names = [names[j] for j in keep]
+    nan = float("nan")
+    coef = {n: float(c) for n, c in zip(kept_names, mean_coef)}
+    coef_ci = {n: (float(a), float(b)) for n, a, b in zip(kept_names, lo, hi)}
+    flip = {n: float(f) for n, f in zip(kept_names, flips)}
     return RegressionResult(
-        factors=list(names), n=int(len(y)),
+        factors=list(names), n=int(n),
         accuracy=float(accs_a.mean()),
         accuracy_ci=(float(np.quantile(accs_a, q[0])), float(np.quantile(accs_a, q[1]))),
         baseline=float(np.mean(bases)),
-        coef={n: float(c) for n, c in zip(names, mean_coef)},
-        coef_ci={n: (float(a), float(b)) for n, a, b in zip(names, lo, hi)},
-        sign_flip={n: float(f) for n, f in zip(names, flips)},
+        coef={nm: coef.get(nm, nan) for nm in names},
+        coef_ci={nm: coef_ci.get(nm, (nan, nan)) for nm in names},
+        sign_flip={nm: flip.get(nm, nan) for nm in names},
         intercept=float(np.mean(icpts)),
+        excluded=excluded,
         split_accuracy=accs_a,
     )
 
@@ -228,6 +272,10 @@ def drop_one(X: np.ndarray, y: np.ndarray, names: list[str], cfg: StatsConfig = 
     full = full or logistic_splits(X, y, names, cfg)
     out = {}
     for j, name in enumerate(names):
+        if name in full.excluded:  # not in the full fit: dropping it leaves the same model (delta exactly 0)
+            out[name] = {"accuracy": full.accuracy, "delta": 0.0, "delta_ci": (0.0, 0.0),
+                         "excluded": f"exact linear combination of {', '.join(full.excluded[name])}"}
+            continue
         keep = [k for k in range(len(names)) if k != j]
         res = logistic_splits(X[:, keep], y, [names[k] for k in keep], cfg, bootstrap=False)
         k = min(len(full.split_accuracy), len(res.split_accuracy))

@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -49,23 +50,76 @@ DEMO = StudyConfig(mazes=400, chunk=256, f11_mazes=40, conformity_mazes=8, n_spl
 def run_study(policy: Any, out_dir: str | Path, cfg: StudyConfig = StudyConfig(), checkpoint: str | None = None,
               progress: bool = True) -> dict[str, Path]:
     """Run every behaviour analysis for ``policy`` and write the report into ``out_dir``."""
-    from experiments import behaviour, conformity, decision, stats
-    from experiments.report import Report
-    from experiments.rollouts import RolloutConfig, generate_mazes, rollout
+    from experiments.rollouts import generate_mazes, rollout
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    timings: dict[str, float] = {}
     t0 = time.perf_counter()
     mazes = generate_mazes(cfg.mazes, seed=cfg.seed)
-    timings["generate_mazes"] = time.perf_counter() - t0
-    ro = rollout(policy, mazes, RolloutConfig(horizon=cfg.horizon, greedy=cfg.greedy, chunk=cfg.chunk,
-                                              seed=cfg.seed), progress=progress)
+    timings = {"generate_mazes": time.perf_counter() - t0}
+    ro = rollout(policy, mazes, _rollout_config(cfg), progress=progress)
     timings["rollouts"] = ro.stats["seconds"]
+    return _analyse(policy, mazes, ro, Path(out_dir), cfg, checkpoint, timings, t0)
+
+
+def run_shard(policy: Any, out_dir: str | Path, cfg: StudyConfig, shard: int, shards: int,
+              checkpoint: str | None = None, progress: bool = True) -> tuple[Path, Path]:
+    """Roll out shard ``shard`` of ``shards`` (maze indices :func:`~experiments.rollouts.shard_indices`) into
+    ``out_dir/shards/``; results.json is left to :func:`merge_study`."""
+    from experiments.rollouts import generate_mazes, rollout, shard_indices
+    from experiments.shards import save_shard
+
+    idx = shard_indices(cfg.mazes, shard, shards)
+    t0 = time.perf_counter()
+    mazes = generate_mazes(cfg.mazes, seed=cfg.seed)  # all of them: the maze set must not depend on the split
+    gen = time.perf_counter() - t0
+    ro = rollout(policy, mazes, _rollout_config(cfg), progress=progress, indices=idx)
+    timing = {"generate_mazes": gen, **ro.stats, "total": time.perf_counter() - t0}
+    return save_shard(out_dir, shard, shards, ro.raw, _shard_meta(policy, cfg, shards, checkpoint), timing)
+
+
+def merge_study(policy: Any, out_dir: str | Path, cfg: StudyConfig, shards: int, checkpoint: str | None = None,
+                progress: bool = True) -> dict[str, Path]:
+    """Join the ``shards`` shards in ``out_dir/shards/`` (all present, same checkpoint, maze count and seed, else
+    ValueError) and run the analyses: the same results.json as :func:`run_study` in one process."""
+    from experiments.rollouts import from_results, generate_mazes
+    from experiments.shards import load_shards
+
+    t0 = time.perf_counter()
+    raw, metas = load_shards(out_dir, shards, _shard_meta(policy, cfg, shards, checkpoint))
+    mazes = generate_mazes(cfg.mazes, seed=cfg.seed)
+    secs = sum(m["timing"]["seconds"] for m in metas)
+    evals = sum(m["timing"]["policy_evals"] for m in metas)
+    stats = {"policy_evals": evals, "seconds": secs, "cpu_seconds": sum(m["timing"]["cpu_seconds"] for m in metas),
+             "mazes_per_second": cfg.mazes / max(secs, 1e-9), "evals_per_maze": evals / cfg.mazes, "shards": shards}
+    ro = from_results(mazes, raw, _rollout_config(cfg), stats)
+    timings = {"merge_load": time.perf_counter() - t0, "rollouts": secs,
+               "rollouts_per_shard": [m["timing"]["seconds"] for m in metas]}
+    return _analyse(policy, mazes, ro, Path(out_dir), cfg, checkpoint, timings, t0)
+
+
+def _rollout_config(cfg: StudyConfig):
+    from experiments.rollouts import RolloutConfig
+
+    return RolloutConfig(horizon=cfg.horizon, greedy=cfg.greedy, chunk=cfg.chunk, seed=cfg.seed)
+
+
+def _shard_meta(policy: Any, cfg: StudyConfig, shards: int, checkpoint: str | None) -> dict:
+    from experiments.shards import policy_fingerprint
+
+    return {"checkpoint": checkpoint or "(in-memory policy)", "params_sha256": policy_fingerprint(policy),
+            "mazes": cfg.mazes, "seed": cfg.seed, "horizon": cfg.horizon, "greedy": cfg.greedy, "shards": shards}
+
+
+def _analyse(policy: Any, mazes: Any, ro: Any, out: Path, cfg: StudyConfig, checkpoint: str | None,
+             timings: dict, t0: float) -> dict[str, Path]:
+    """Every analysis after the rollouts, then the report. results.json holds only what the seed determines;
+    wall times and work counters (which depend on the machine and the sharding) go to timing.json."""
+    from experiments import behaviour, conformity, decision, stats
+    from experiments.report import Report, _jsonable
+
+    out.mkdir(parents=True, exist_ok=True)
     ro.save(out)
     df = ro.episodes
-    meta = {"checkpoint": checkpoint or "(in-memory policy)", **asdict(cfg), "policy_evals": ro.stats["policy_evals"],
-            "rollout_mazes_per_second": ro.stats["mazes_per_second"], "jax_backend": jax.default_backend()}
+    meta = {"checkpoint": checkpoint or "(in-memory policy)", **asdict(cfg), "jax_backend": jax.default_backend()}
     rep = Report(out, meta=meta)
     key = jax.random.PRNGKey(cfg.seed)
     scfg = stats.StatsConfig(n_splits=cfg.n_splits, n_boot=cfg.n_boot, seed=cfg.seed)
@@ -82,9 +136,13 @@ def run_study(policy: Any, out_dir: str | Path, cfg: StudyConfig = StudyConfig()
         t = time.perf_counter()
         rep.add(fn())
         timings[name] = time.perf_counter() - t
-    timings["total"] = time.perf_counter() - t0
-    rep.meta["seconds"] = timings
     paths = rep.write(wandb_mode=cfg.wandb)
+    timings["total"] = time.perf_counter() - t0
+    timing = {"seconds": timings, "policy_evals": ro.stats["policy_evals"],
+              "rollout_mazes_per_second": ro.stats["mazes_per_second"],
+              "evals_per_maze": ro.stats["evals_per_maze"], "shards": ro.stats.get("shards", 1)}
+    paths["timing"] = out / "timing.json"
+    paths["timing"].write_text(json.dumps(_jsonable(timing), indent=1))
     paths.update({"episodes": out / "episodes.csv", "rollouts": out / "rollouts.json"})
     return paths
 

@@ -20,7 +20,9 @@ COMMAND_MODULES = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="mazeagent", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="mazeagent",
+        description="JAX experiment suite for procgen maze agents: bit-exact env, PPO, studies, probes, Slurm.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     bench = sub.add_parser("bench", help="benchmarks: ours vs procgen, trainer throughput")

@@ -30,7 +30,7 @@ def observations(mazes: Any, idx: np.ndarray, squares: np.ndarray | None = None,
                  reflected: np.ndarray | None = None) -> jax.Array:
     """uint8 frames (B, 64, 64, 3) of mazes ``idx`` with the mouse at world ``squares`` (default: each maze's
     start) facing ``reflected`` (default: left, as at the start of an episode)."""
-    from experiments.rollouts import _renderers, static_frames
+    from experiments.rollouts import renderers as _renderers, static_frames
 
     idx = np.asarray(idx, np.int64)
     squares = mazes.mouse[idx] if squares is None else np.asarray(squares)

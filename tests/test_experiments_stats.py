@@ -123,3 +123,66 @@ def test_brier_scores_only_resolved_credences():
     assert s["n_resolved"] == 2 and s["n_with_credence"] == 3
     assert s["mean"] == pytest.approx((0.01 + 0.35 ** 2) / 2)
     assert rows[0]["question"].endswith("Euclidean") and rows[0]["credence"] == 0.90
+
+
+@pytest.mark.parametrize("n", [1, 3, 7, 10, 49, 1000, 123457])
+def test_wilson_ci_is_exactly_clamped_at_the_edges(n):
+    lo0, hi0 = stats.wilson_ci(0, n)
+    lon, hin = stats.wilson_ci(n, n)
+    assert lo0 == 0.0 and hin == 1.0  # exactly, not 1e-17 / 0.9999999999999999
+    assert 0.0 < hi0 < 1.0 and 0.0 < lon < 1.0
+    assert lon == pytest.approx(1.0 - hi0, abs=1e-12)  # symmetric
+    for k in range(0, n + 1, max(1, n // 5)):
+        lo, hi = stats.wilson_ci(k, n)
+        assert 0.0 <= lo <= k / n <= hi <= 1.0
+
+
+def test_batched_l1_fit_is_liblinears_estimator():
+    """Same optimum as sklearn's liblinear (run to a tight tolerance) for splits and count-weighted resamples."""
+    import warnings
+
+    from sklearn.linear_model import LogisticRegression
+
+    from experiments.l1logit import fit_l1_logistic
+
+    rng = np.random.default_rng(3)
+    n = 600
+    X = rng.normal(size=(n, 4))
+    X[:, 3] = 0.95 * X[:, 1] + 0.1 * rng.normal(size=n)  # strongly correlated, as steps vs Euclidean distances
+    y = rng.random(n) < 1 / (1 + np.exp(-(0.3 - 1.2 * X[:, 0] + 0.5 * X[:, 1])))
+    X = stats.zscore(X)
+    counts = np.stack([np.bincount(rng.integers(0, n, n), minlength=n) for _ in range(3)]).astype(float)
+    split = (rng.random((2, n)) < 0.8).astype(float)
+    for C in (1.0, 0.02):
+        W = np.concatenate([counts, split])
+        coef, icpt, ok = fit_l1_logistic(X, y, W, C)
+        assert ok.all()
+        for b in range(len(W)):
+            rows = np.repeat(np.arange(n), W[b].astype(int))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                ref = LogisticRegression(penalty="l1", solver="liblinear", C=C, tol=1e-10, max_iter=100_000)
+                ref.fit(X[rows], y[rows])
+            np.testing.assert_allclose(coef[b], ref.coef_[0], atol=2e-5)
+            assert icpt[b] == pytest.approx(ref.intercept_[0], abs=2e-5)
+        if C == 0.02:
+            assert (coef == 0).any()  # the L1 penalty zeroes some weights at this strength
+    with pytest.raises(ValueError, match="disagree"):
+        fit_l1_logistic(X, y, np.ones((1, n - 1)))
+
+
+def test_exactly_collinear_factor_is_excluded_and_reported():
+    rng = np.random.default_rng(4)
+    n = 800
+    a, b, c = rng.integers(0, 20, (3, n)).astype(float)
+    X = np.column_stack([a, b, a + b, c])  # like F2, F6, F4 = F2 + F6, and an independent factor
+    names = ["f2", "f6", "f4", "other"]
+    y = rng.random(n) < 1 / (1 + np.exp(-(0.2 * (a - 10))))
+    assert stats.collinear_columns(X, names) == {"f4": ["f2", "f6"]}
+    assert stats.collinear_columns(X[:, [0, 1, 3]], ["f2", "f6", "other"]) == {}
+    r = stats.logistic_splits(X, y, names, FAST)
+    assert r.excluded == {"f4": ["f2", "f6"]}
+    assert math.isnan(r.coef["f4"]) and all(math.isnan(v) for v in r.coef_ci["f4"])
+    assert r.coef["f2"] > 0 and r.coef_ci["f2"][0] > 0  # the planted effect, identifiable once f4 is out
+    d = stats.drop_one(X, y, names, FAST, full=r)
+    assert d["f4"]["delta"] == 0.0 and "f2, f6" in d["f4"]["excluded"] and math.isfinite(d["other"]["delta"])
