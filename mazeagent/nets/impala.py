@@ -98,13 +98,13 @@ class ImpalaBlock(nn.Module):
 class Embedder(nn.Module):
     """Three IMPALA blocks, then ReLU -> NCHW flatten -> Dense(256) -> ReLU."""
 
-    scale: int = 1
+    widths: tuple[int, ...] = BASE_WIDTHS
     precision: Any = None
 
     @nn.compact
     def __call__(self, x: jax.Array, hk: HookContext) -> jax.Array:
-        for i, width in enumerate(BASE_WIDTHS):
-            x = ImpalaBlock(width * self.scale, self.precision, name=f"block{i + 1}")(x, hk)
+        for i, width in enumerate(self.widths):
+            x = ImpalaBlock(width, self.precision, name=f"block{i + 1}")(x, hk)
         x = hk.point(self, "relu3_out", nn.relu(x))
         # NCHW order (channel-major), as torch's Flatten of an NCHW tensor: published fc weights import exactly.
         x = hk.point(self, "flatten_out", jnp.transpose(x, (0, 3, 1, 2)).reshape(x.shape[0], -1))
@@ -116,6 +116,9 @@ class Embedder(nn.Module):
 class ImpalaCNN(nn.Module):
     """IMPALA-CNN actor-critic with channel widths (16, 32, 32) x ``scale`` (published maze agents: scale 4).
 
+    ``widths`` (three positive ints, e.g. ``(4, 8, 8)``) overrides the published widths, for nets small enough to
+    train on a CPU in tests; hook names are the same, only the channel counts change.
+
     ``apply(params, obs)`` with obs ``(B, 64, 64, 3)`` (or a single ``(64, 64, 3)`` frame) returns
     ``(logits (B, 15), value (B,))``. uint8 frames are scaled to [0, 1] here; float frames are taken as already
     scaled (handy for gradients w.r.t. the input). Logits are the raw ``fc_policy`` outputs.
@@ -123,17 +126,32 @@ class ImpalaCNN(nn.Module):
 
     scale: int = 1
     precision: Any = None  # e.g. jax.lax.Precision.HIGHEST for strict float32 parity on GPUs that default to TF32
+    widths: tuple[int, ...] | None = None  # None: BASE_WIDTHS x scale; else used as given (scale must then be 1)
 
     def __post_init__(self) -> None:
         if not isinstance(self.scale, int) or isinstance(self.scale, bool) or self.scale < 1:
             raise ValueError(f"ImpalaCNN scale must be a positive int (published agents: 1 or 4), got {self.scale!r}")
+        if self.widths is not None:
+            w = self.widths
+            if (not isinstance(w, (tuple, list)) or len(w) != len(BASE_WIDTHS)
+                    or not all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in w)):
+                raise ValueError(f"ImpalaCNN widths must be None or {len(BASE_WIDTHS)} positive ints "
+                                 f"(one per IMPALA block, e.g. (4, 8, 8)), got {w!r}")
+            if self.scale != 1:
+                raise ValueError(f"ImpalaCNN: give either widths ({w!r}) or scale ({self.scale}), not both")
+            object.__setattr__(self, "widths", tuple(w))
         super().__post_init__()
+
+    @property
+    def channel_widths(self) -> tuple[int, ...]:
+        """The three blocks' channel counts actually used."""
+        return tuple(c * self.scale for c in BASE_WIDTHS) if self.widths is None else tuple(self.widths)
 
     @nn.compact
     def __call__(self, obs: jax.Array, hk: HookContext | None = None) -> tuple[jax.Array, jax.Array]:
         hk = _NO_HOOKS if hk is None else hk
         x, single = _prepare_obs(obs)
-        x = Embedder(self.scale, self.precision, name="embedder")(x, hk)
+        x = Embedder(self.channel_widths, self.precision, name="embedder")(x, hk)
         logits = hk.point(self, "fc_policy_out", nn.Dense(
             NUM_ACTIONS, kernel_init=nn.initializers.orthogonal(0.01), bias_init=_zeros,
             precision=self.precision, name="fc_policy")(x))

@@ -29,6 +29,8 @@ class PPOConfig:
     use_backgrounds: bool = True
     # network (mazeagent.nets.ImpalaCNN)
     net_scale: int = 1
+    # explicit channel widths of the three IMPALA blocks (e.g. (4, 8, 8) for CPU tests); None = (16, 32, 32) x scale
+    net_widths: tuple[int, ...] | None = None
     # PPO (defaults: the published A100 config, research-notes §5)
     num_envs: int = 512
     num_steps: int = 256
@@ -78,6 +80,9 @@ class PPOConfig:
     def from_dict(cls, d: dict[str, Any]) -> "PPOConfig":
         """Build and validate from a plain dict (e.g. a checkpoint's config.json); unknown keys are an error."""
         _check_keys(d)
+        d = dict(d)
+        if isinstance(d.get("net_widths"), list):  # JSON has no tuples; a tuple keeps the config hashable
+            d["net_widths"] = tuple(d["net_widths"])
         return cls(**d).validate()
 
     def replace(self, **kw: Any) -> "PPOConfig":
@@ -101,6 +106,11 @@ class PPOConfig:
         for name in ("num_envs", "num_steps", "update_epochs", "num_minibatches", "total_timesteps", "timeout",
                      "net_scale", "checkpoint_every", "keep_checkpoints", "eval_episodes"):
             need(getattr(self, name) > 0, f"{name} must be > 0, got {getattr(self, name)}")
+        if self.net_widths is not None:
+            need(len(self.net_widths) == 3 and all(w > 0 for w in self.net_widths),
+                 f"net_widths must be None or 3 positive ints (one per IMPALA block), got {self.net_widths}")
+            need(self.net_scale == 1, f"net_widths={self.net_widths} replaces net_scale; leave net_scale at 1, "
+                                      f"got {self.net_scale}")
         need(self.eval_every >= 0, f"eval_every must be >= 0 (0 = only at the end), got {self.eval_every}")
         need(self.num_levels >= 0 and self.start_level >= 0, "num_levels and start_level must be >= 0")
         need(self.lr > 0, f"lr must be > 0, got {self.lr}")
@@ -187,6 +197,8 @@ def _check_keys(d: dict[str, Any]) -> None:
 
 
 def _type_ok(v: Any, tp: Any) -> bool:
+    if typing.get_origin(tp) is tuple:  # tuple[int, ...]
+        return isinstance(v, tuple) and all(_type_ok(x, typing.get_args(tp)[0]) for x in v)
     if isinstance(tp, types.UnionType):
         return any(_type_ok(v, a) for a in typing.get_args(tp))
     if tp is type(None):
@@ -199,6 +211,8 @@ def _type_ok(v: Any, tp: Any) -> bool:
 
 
 def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) is tuple:
+        return f"a tuple of {_type_name(typing.get_args(tp)[0])} (comma-separated, e.g. 4,8,8)"
     if isinstance(tp, types.UnionType):
         return " or ".join(_type_name(a) for a in typing.get_args(tp))
     return "None" if tp is type(None) else tp.__name__
@@ -211,6 +225,9 @@ def _parse_value(key: str, raw: str) -> Any:
         return None
     for opt in options:
         try:
+            if typing.get_origin(opt) is tuple:
+                return tuple(_parse_value_as(typing.get_args(opt)[0], key, x.strip())
+                             for x in raw.strip("()[]").split(",") if x.strip())
             if opt is bool:
                 low = raw.lower()
                 if low in ("true", "1", "yes"):
