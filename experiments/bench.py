@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 
-def synthetic_table(rows: int, seed: int = 0, progress: bool = True) -> Any:
+def synthetic_table(rows: int, seed: int = 0) -> Any:
     """An episode table with at least ``rows`` mazes in the factor subset (real geometry, planted attainment)."""
     import pandas as pd
 
@@ -41,15 +41,15 @@ def synthetic_table(rows: int, seed: int = 0, progress: bool = True) -> Any:
     return pd.concat([sub.iloc[:rows], df.drop(sub.index)]).sort_values("maze").reset_index(drop=True)
 
 
-def bench_factors(rows: int = 5000, n_splits: int = 50, n_boot: int = 100, seed: int = 0, out_dir: str | None = None,
-                  progress: bool = True) -> dict:
+def bench_factors(rows: int = 5000, n_splits: int = 50, n_boot: int = 100, seed: int = 0,
+                  out_dir: str | None = None) -> dict:
     """Seconds for :func:`experiments.behaviour.factors` on :func:`synthetic_table` (figures included)."""
     import tempfile
 
     from experiments import behaviour, stats
     from experiments.report import Report
 
-    df = synthetic_table(rows, seed, progress)
+    df = synthetic_table(rows, seed)
     cfg = stats.StatsConfig(n_splits=n_splits, n_boot=n_boot, seed=seed)
     with tempfile.TemporaryDirectory() as tmp:
         rep = Report(out_dir or tmp)
@@ -57,4 +57,5 @@ def bench_factors(rows: int = 5000, n_splits: int = 50, n_boot: int = 100, seed:
         sec = behaviour.factors(df, rep, cfg)
         seconds = time.perf_counter() - t0
     return {"seconds": seconds, "rows_factor_subset": sec.results["n"], "rows_all": len(df), "n_splits": n_splits,
-            "n_boot": n_boot, "seed": seed, "scorecard": {r["id"]: r["verdict"] for r in rep.rows}}
+            "n_boot": n_boot, "seed": seed, "excluded": sec.results.get("excluded", {}),
+            "scorecard": {r["id"]: r["verdict"] for r in rep.rows}}

@@ -1,7 +1,9 @@
 """The behaviour study end to end: mazes → rollouts → B1, B2/F1–F11, decision square, U1–U3 → report.
 
 ``run_study(policy, out_dir, StudyConfig(...))`` is the whole product for one checkpoint; ``mazeagent study`` and
-``mazeagent demo`` only parse arguments and call it. Every stage draws its randomness from ``seed``.
+``mazeagent demo`` only parse arguments and call it. Every stage draws its randomness from ``seed``, so
+results.json is a function of (checkpoint, config); wall times and work counters go to timing.json.
+``run_shard`` + ``merge_study`` split the rollouts over processes (Slurm array tasks) with the same results.json.
 """
 from __future__ import annotations
 

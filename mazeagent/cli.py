@@ -49,6 +49,11 @@ def _enable_compile_cache() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     _enable_compile_cache()
+    # A wandb service token inherited from a parent process (a notebook, a test session) would make this command's
+    # runs share the parent's service, which still holds the run id of a killed predecessor: resuming then fails with
+    # "run ID is in use". Each `mazeagent` command is its own process and starts its own service.
+    if argv is None:
+        os.environ.pop("WANDB_SERVICE", None)
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

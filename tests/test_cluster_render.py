@@ -90,7 +90,7 @@ def test_train_script_has_the_sbatch_lines_a_cluster_user_expects(tmp_path):
     assert f"--output={tmp_path / 'run'}/slurm/logs/%x-%j.out" in opts
     assert not any(o.startswith(("--gres", "--partition", "--account", "--mem", "--array")) for o in opts)
     assert "--set lr=3e-4" in job.script and "--set seed=4" in job.script and "--set wandb_mode=offline" in job.script
-    assert "WANDB_TAGS=rand_region:5,scale:1,preset:tiny" in job.script
+    assert f"WANDB_TAGS=rand_region:{make_config('tiny').rand_region},scale:1,preset:tiny" in job.script
     assert f"source {LIB}" in job.script and "--resume" in job.script
     assert plan.tasks[0]["config"] == make_config("tiny", ["lr=3e-4", "seed=4", "wandb_mode=offline"]).to_dict()
     _bash_ok(job.script, tmp_path)
@@ -185,12 +185,13 @@ def test_refuses_an_out_dir_that_holds_a_different_run(tmp_path):
     from mazeagent.ppo.checkpoint import save_checkpoint
 
     run = tmp_path / "run"
+    other_lr = f"lr={make_config('tiny').lr * 3}"  # a training config that differs from the preset's
     save_checkpoint(run / "checkpoints", {"params": {"w": np.zeros(2, np.float32)}},
-                    make_config("tiny", ["lr=2e-3"]), 2)
+                    make_config("tiny", [other_lr]), 2)
     with pytest.raises(ValueError, match="cannot resume"):
         S.plan_train("tiny", run)
     # same training config (wandb settings may differ): a resubmission that resumes it is fine
-    assert S.plan_train("tiny", run, ["lr=2e-3"]).tasks[0]["out"] == str(run)
+    assert S.plan_train("tiny", run, [other_lr]).tasks[0]["out"] == str(run)
 
 
 def test_dry_run_prints_scripts_and_writes_nothing(tmp_path, capsys):

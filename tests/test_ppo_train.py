@@ -10,15 +10,42 @@ import numpy as np
 import pytest
 
 from mazeagent.nets import ImpalaCNN
-from mazeagent.ppo.config import preset
-from mazeagent.ppo.train import RewardNorm, Trainer, Transition, learning_rate, make_optimizer
+from mazeagent.ppo.config import PPOConfig, make_config, preset
+from mazeagent.ppo.train import RewardNorm, Trainer, Transition, learning_rate, make_net, make_optimizer
 
 CFG = preset("tiny")
 
 
 def _bare_trainer(**kw) -> Trainer:
     cfg = CFG.replace(**kw)
-    return Trainer(config=cfg, net=ImpalaCNN(scale=1), env=None, optimizer=make_optimizer(cfg))
+    return Trainer(config=cfg, net=make_net(cfg), env=None, optimizer=make_optimizer(cfg))
+
+
+def test_net_widths_build_record_and_reload(tmp_path):
+    """``net_widths`` shapes every block, survives ``--set``, JSON and a checkpoint, and ``load_policy`` rebuilds
+    the same net; the default stays the published (16, 32, 32) x scale."""
+    from mazeagent.ppo.checkpoint import load_policy, save_checkpoint
+
+    cfg = make_config("tiny", ["net_widths=(3, 5, 6)"])
+    assert cfg.net_widths == (3, 5, 6)
+    assert PPOConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg  # JSON list -> tuple
+    for bad in (["net_widths=4,8"], ["net_widths=4,0,8"], ["net_widths=4,8,8", "net_scale=2"]):
+        with pytest.raises(ValueError, match="net_widths"):
+            make_config("tiny", bad)
+    with pytest.raises(ValueError, match="widths"):
+        ImpalaCNN(widths=(4, 8))
+    obs = jax.random.randint(jax.random.PRNGKey(0), (2, 64, 64, 3), 0, 256).astype(jnp.uint8)
+    net = make_net(cfg)
+    params = jax.jit(net.init)(jax.random.PRNGKey(1), obs)
+    emb = params["params"]["embedder"]
+    assert [emb[f"block{i}"]["res2"]["conv2"]["kernel"].shape[-1] for i in (1, 2, 3)] == [3, 5, 6]
+    assert emb["fc"]["kernel"].shape == (6 * 8 * 8, 256)
+    default = jax.eval_shape(ImpalaCNN(scale=2).init, jax.random.PRNGKey(0), obs)["params"]["embedder"]
+    assert default["block3"]["conv"]["kernel"].shape == (3, 3, 64, 64)
+    save_checkpoint(tmp_path, {"params": params}, cfg, 1)
+    net2, params2, cfg2 = load_policy(tmp_path)
+    assert cfg2 == cfg
+    np.testing.assert_array_equal(net2.apply(params2, obs)[0], net.apply(params, obs)[0])
 
 
 def test_gae_matches_a_plain_loop():
@@ -115,7 +142,7 @@ def test_evaluation_bookkeeping_on_top_right_cheese():
     from mazeagent.ppo.train import make_env
 
     cfg = CFG.replace(rand_region=1, timeout=100)  # easy mode: 1 level in 7 is 3x3, solvable at random
-    net, env = ImpalaCNN(scale=1), make_env(cfg, num_envs=64)
+    net, env = make_net(cfg), make_env(cfg, num_envs=64)
     params = _uniform_policy(jax.jit(net.init)(jax.random.PRNGKey(0), jnp.zeros((1, 64, 64, 3), jnp.uint8)))
     run = jax.jit(lambda p, k: rollout_first_episodes(net, env, p, k, cfg.timeout))
     acc = {k: np.asarray(v) for k, v in run(params, jax.random.PRNGKey(1)).items()}
@@ -127,8 +154,11 @@ def test_evaluation_bookkeeping_on_top_right_cheese():
 
 
 @pytest.mark.slow
-@pytest.mark.skip(reason="not yet calibrated: a tiny-preset update costs ~25-40 s on the shared 2-core box, so no "
-                         "budget/threshold pair has been measured to learn within CI time (issue 5, open)")
+@pytest.mark.skip(reason="not within CI budget yet (issue 5, open). Measured on the shared 2-core box, tiny as it "
+                         "stands ((4, 8, 8) net, 64 envs x 16 steps, 40 updates): ~55 s CPU init+compile, ~6.5 s CPU "
+                         "per update (mostly conv backward), 305 s CPU / 529 s wall in all; eval cheese rate (64 "
+                         "episodes, train dist.) 0.141 trained vs 0.016 uniformly random -- it learns, but misses the "
+                         "+0.2 margin below and takes ~2.5x the 2-minute budget")
 def test_tiny_preset_learns_and_the_cli_evaluates_it(tmp_path, capsys):
     """Acceptance: the tiny preset raises the cheese rate on its training distribution well above a uniformly random
     policy's (same evaluator, same episodes and keys). ``mazeagent eval`` reads the checkpoint back."""

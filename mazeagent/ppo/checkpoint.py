@@ -149,13 +149,13 @@ def load_policy(directory: str | os.PathLike, step: int | None = None) -> tuple[
     obs)`` gives ``(logits, value)``. Optimizer and env state are not loaded."""
     import jax.numpy as jnp
 
-    from mazeagent.nets import ImpalaCNN
+    from mazeagent.ppo.train import make_net
 
     ckpt = load_checkpoint(directory, step=step)
     if "params" not in ckpt.state:
         raise ValueError(f"checkpoint {ckpt.path} holds no 'params' entry (leaves: {sorted(ckpt.meta['leaves'])[:5]}...)")
     params = _map_leaves(jnp.asarray, ckpt.state["params"])
-    return ImpalaCNN(scale=ckpt.config.net_scale), params, ckpt.config
+    return make_net(ckpt.config), params, ckpt.config
 
 
 # ---- pytree <-> flat dict ---------------------------------------------------------------------------------------

@@ -88,9 +88,8 @@ def make_evaluator(config: PPOConfig, episodes: int | None = None, greedy: bool 
 @functools.lru_cache(maxsize=8)
 def _evaluator(config: PPOConfig, episodes: int, greedy: bool, distributions: tuple[str, ...]
                ) -> Callable[[Any, jax.Array], dict[str, float]]:
-    from mazeagent.nets import ImpalaCNN
-    from mazeagent.ppo.train import make_env
-    net = ImpalaCNN(scale=config.net_scale)
+    from mazeagent.ppo.train import make_env, make_net
+    net = make_net(config)
     envs = {d: make_env(config, rand_region=_rand_region(config, d), num_envs=episodes) for d in distributions}
 
     @jax.jit

@@ -272,13 +272,18 @@ def make_optimizer(config: PPOConfig) -> optax.GradientTransformation:
                                   eps=config.adam_eps))
 
 
+def make_net(config: PPOConfig) -> Any:
+    """The config's network; the one place train, evaluation and checkpoint loading build it, so they agree."""
+    from mazeagent.nets import ImpalaCNN
+
+    return ImpalaCNN(scale=config.net_scale, widths=config.net_widths)
+
+
 def make_train(config: PPOConfig, devices: list | None = None) -> Trainer:
     """Validate ``config`` (ValueError before anything compiles) and build the trainer's pure functions.
 
     ``devices`` (default: all visible) > 1 makes the update data-parallel over them; ``num_envs`` and the
     minibatch size must then divide evenly."""
-    from mazeagent.nets import ImpalaCNN
-
     config.validate()
     devices = list(jax.devices() if devices is None else devices)
     mesh = None
@@ -289,6 +294,6 @@ def make_train(config: PPOConfig, devices: list | None = None) -> Trainer:
                              f"({config.minibatch_size}) must be multiples of {k}")
         mesh = Mesh(np.array(devices), ("data",))
     env = make_env(config)
-    net = ImpalaCNN(scale=config.net_scale)
+    net = make_net(config)
     return Trainer(config=config, net=net, env=env, optimizer=make_optimizer(config), mesh=mesh,
                    unroll_learn=devices[0].platform == "cpu")
