@@ -94,7 +94,8 @@ def test_cli_shard_and_merge_match_one_process(tmp_path, capsys):
     from mazeagent.ppo.checkpoint import save_checkpoint
     from mazeagent.ppo.config import make_config
 
-    ckpt = save_checkpoint(tmp_path / "run", {"params": policy(seed=2).params}, make_config("tiny"), step=1)
+    config = make_config("tiny", ["net_widths=none"])  # the policy here is the published-width scale-1 net
+    ckpt = save_checkpoint(tmp_path / "run", {"params": policy(seed=2).params}, config, step=1)
     common = ["--checkpoint", str(ckpt), "--mazes", "12", "--seed", "3", "--f11-mazes", "2", "--conformity-mazes",
               "0", "--splits", "3", "--boot", "4", "--wandb", "disabled", "--no-progress"]
     assert main(["study", *common, "--out", str(tmp_path / "one")]) == 0
