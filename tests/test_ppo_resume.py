@@ -128,7 +128,8 @@ def test_logger_cuts_metrics_back_to_the_resumed_step(tmp_path):
     assert [r["step"] for r in read_metrics(tmp_path)] == [10, 20, 30, 40, 50]
     # wandb: the second segment skipped 30 and 40, which the first already holds -> each step exactly once
     assert sorted(r["_step"] for r in read_wandb_history(tmp_path)) == [10, 20, 30, 40, 50]
-    (seg,) = [p for p in (tmp_path / "wandb").glob("offline-run-*/run-*.wandb")][:1]
+    # the first segment (glob order is arbitrary): the one whose file was last written first
+    seg = min((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"), key=lambda p: p.stat().st_mtime_ns)
     whole = read_wandb_file(seg)
     assert whole["config"]["num_envs"] == cfg.num_envs and whole["exit_code"] == 0
     # a SIGKILLed segment ends anywhere, even mid-chunk: the readable prefix comes back, never an exception
