@@ -138,7 +138,7 @@ def test_training_array_tasks_complete_with_checkpoint_and_wandb(jobs):
         meta = _run_record(logs[-1])
         assert meta["group"] == f"sweep-{jobs['sweep'].name}" and meta["job_type"] == "train"
         assert meta["name"] == f"sweep-{jobs['sweep'].name}/{run.name}"
-        assert {"rand_region:5", "scale:1", "preset:tiny"} <= set(meta["tags"])
+        assert {f"rand_region:{config.rand_region}", "scale:1", "preset:tiny"} <= set(meta["tags"])
 
 
 def _run_record(wandb_file: Path) -> dict:
