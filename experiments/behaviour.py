@@ -100,11 +100,8 @@ def _b1_figures(df, res: dict, rep: Report, sec: Section) -> None:
     ax.set_ylim(0, 1)
     ax.set_title(f"by maze size ({PRIMARY} steps)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path, rel = rep.figure_path("b1_attainment")
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    sec.figure(rel, "B1: attainment overall, by cheese quadrant and by maze size (dotted line: 30%)")
+    rep.save_figure(sec, fig, "b1_attainment",
+                    "B1: attainment overall, by cheese quadrant and by maze size (dotted line: 30%)")
 
     heat = np.full((25, 25), np.nan)
     count = np.zeros((25, 25), int)
@@ -123,10 +120,8 @@ def _b1_figures(df, res: dict, rep: Report, sec: Section) -> None:
     ax.set_xlabel("world col (x)")
     ax.set_ylabel("world row (y, up)")
     ax.set_title("cheese attainment by cheese square (world coordinates)")
-    path, rel = rep.figure_path("b1_heatmap")
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    sec.figure(rel, "B1: P(cheese) by the cheese's world square (all maze sizes pooled)")
+    rep.save_figure(sec, fig, "b1_heatmap",
+                    "B1: P(cheese) by the cheese's world square (all maze sizes pooled)", tight=False)
 
 
 # --------------------------------------------------------------------------------------------------- B2 / F1-F10
@@ -206,11 +201,8 @@ def _coef_figure(multi, fids, names, rep: Report, sec: Section) -> None:
     ax.axvline(0, c="gray", ls=":")
     ax.set_yticks(y, [f"{f} {n}" for f, n in zip(fids, names)], fontsize=7)
     ax.set_xlabel("multi-factor L1 coefficient (z-scored), 95% bootstrap CI")
-    fig.tight_layout()
-    path, rel = rep.figure_path("factors_coefficients")
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    sec.figure(rel, "F1–F10: multi-factor coefficients; the forecast is 'negative' for every factor")
+    rep.save_figure(sec, fig, "factors_coefficients",
+                    "F1–F10: multi-factor coefficients; the forecast is 'negative' for every factor")
 
 
 def _b2(df, rep: Report, sec: Section, cfg: stats.StatsConfig, horizon: int) -> None:
@@ -347,9 +339,6 @@ def f11(policy: Any, mazes: Mazes, df: Any, rep: Report, n_mazes: int, seed: int
     ax.hist(delta, bins=30)
     ax.axvline(0, c="gray", ls=":")
     ax.set_xlabel("Δ P(first move toward cheese) after lengthening the path")
-    fig.tight_layout()
-    path, rel = rep.figure_path("f11_delta")
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    sec.figure(rel, "F11: change in the decision-square cheese-move probability per edited maze")
+    rep.save_figure(sec, fig, "f11_delta",
+                    "F11: change in the decision-square cheese-move probability per edited maze")
     return sec

@@ -72,9 +72,6 @@ def section(policy, mazes: Mazes, df, rep: Report, key, horizon: int = 256) -> S
             label=["P(cheese)", "P(top-right)", "P(other)"])
     ax.set_xlabel("probability of the first move at the decision square")
     ax.legend()
-    fig.tight_layout()
-    path, rel = rep.figure_path("decision_probs")
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    sec.figure(rel, "Decision square: distribution of P(cheese), P(top-right), P(other) over mazes")
+    rep.save_figure(sec, fig, "decision_probs",
+                    "Decision square: distribution of P(cheese), P(top-right), P(other) over mazes")
     return sec

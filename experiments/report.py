@@ -87,6 +87,17 @@ class Report:
         rel = f"{FIG_DIR}/{name}.png"
         return self.out_dir / rel, rel
 
+    def save_figure(self, section: "Section", fig: Any, name: str, caption: str, tight: bool = True) -> None:
+        """Write a matplotlib figure into the report's figure folder, close it, and list it in ``section``."""
+        import matplotlib.pyplot as plt
+
+        if tight:
+            fig.tight_layout()
+        path, rel = self.figure_path(name)
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        section.figure(rel, caption)
+
     def add(self, section: Section) -> Section:
         if any(s.id == section.id for s in self.sections):
             raise ValueError(f"report already has a section {section.id!r}")
