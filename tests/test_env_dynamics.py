@@ -9,7 +9,7 @@ import pytest
 from mazeagent.env import EnvParams, level_from_state, make_vec_env, reset, state_from_level
 from mazeagent.env import step as eager_step
 from mazeagent.env import core
-from mazeagent.env.levelgen import env_seed_words, generate_batch, procgen_level_seeds
+from mazeagent.env.levelgen import env_seed_words, generate_batch, maze_sizes, procgen_level_seeds
 from mazeagent.env.mt19937 import np_outputs
 from mazeagent.maze.level import Level, inner_to_world, world_to_pixel_box
 
@@ -194,6 +194,9 @@ def test_timeout_without_cheese():
     (dict(start_level=2**31 - 10, num_levels=100), "start_level"),
     (dict(timeout=0), "timeout"),
     (dict(use_backgrounds="no"), "use_backgrounds"),
+    (dict(max_maze_size=4), "max_maze_size"),
+    (dict(distribution_mode="easy", max_maze_size=17), "max_maze_size"),
+    (dict(max_maze_size=1), "max_maze_size"),
 ])
 def test_bad_params_rejected(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -212,3 +215,32 @@ def test_bad_vec_env_and_level_io_rejected():
     with pytest.raises(ValueError, match="background"):
         state_from_level(corridor_level(), PARAMS, background=9)
     assert EnvParams(rand_region=5) == EnvParams(rand_region=5) and hash(EnvParams()) == hash(EnvParams())
+
+
+def test_max_maze_size_plays_procgens_small_levels_in_stream_order():
+    """``max_maze_size`` skips the level seeds with larger mazes: each env plays, in order, exactly the seeds of its
+    procgen sequence whose maze is small enough, and each level is procgen's level for that seed."""
+    params = EnvParams(distribution_mode="easy", max_maze_size=5, timeout=4)
+    n_envs, n_steps = 8, 40  # timeout 4 -> about 10 levels per env
+    env = make_vec_env(params, n_envs)
+    _, state = env.reset_procgen(RAND_SEED)
+
+    def body(s, k):
+        _, s, _, _, info = env.step(k, s, jnp.full(n_envs, 4))  # stand still: every episode times out
+        return s, (info["level_seed"], s.grid)
+
+    _, (seeds, grids) = jax.jit(lambda s: jax.lax.scan(body, s, jax.random.split(jax.random.PRNGKey(0), n_steps)))(
+        state)
+    seeds, grids = np.asarray(seeds), np.asarray(grids)
+    stream = procgen_level_seeds(RAND_SEED, n_envs, 200)
+    sizes = maze_sizes(stream.ravel(), 15).reshape(stream.shape)
+    assert (sizes > 5).any() and (sizes <= 5).any()  # the filter has something to do
+    for n in range(n_envs):
+        played = seeds[np.r_[True, seeds[1:, n] != seeds[:-1, n]], n]
+        small = stream[n][sizes[n] <= 5]
+        np.testing.assert_array_equal(played, small[:len(played)])
+        assert len(played) >= 8
+    first = np.r_[True, seeds[1:, 0] != seeds[:-1, 0]]
+    expected = generate_batch(seeds[first, 0], distribution_mode="easy")
+    assert (expected.size <= 5).all()
+    np.testing.assert_array_equal(grids[first, 0], expected.grid)

@@ -42,7 +42,9 @@ def test_bad_overrides(pairs, match):
 
 @pytest.mark.parametrize("pairs, match", [
     (["lr=-1"], r"lr must be > 0"),
-    (["num_minibatches=7"], r"num_minibatches=7 must divide the batch num_envs\*num_steps=1024"),
+    (["num_minibatches=7"], r"num_minibatches=7 must divide the batch num_envs\*num_steps=512"),
+    (["max_maze_size=8"], r"max_maze_size must be None or an odd int in \[3, 15\]"),
+    (["distribution_mode=hard", "max_maze_size=27"], r"max_maze_size must be None or an odd int in \[3, 25\]"),
     (["gamma=1.5"], r"gamma must be in \(0, 1\]"),
     (["num_envs=0"], r"num_envs must be > 0"),
     (["rand_region=-2"], r"rand_region must be None"),

@@ -28,7 +28,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--preset", required=True, help=f"trainer preset: {', '.join(sorted(PRESETS))}")
     p.add_argument("--out", required=True, help="output directory (runs, slurm/ scripts and logs)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+    p.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="config override for every run (repeatable), as for `mazeagent train`")
     p.add_argument("--name", default=None, help="Slurm job name and wandb group (default: from --out)")
     p.add_argument("--signal-lead", type=int, default=300,

@@ -23,6 +23,7 @@ from mazeagent.maze.level import CHEESE, WALL, WORLD, Level, inner_to_world
 NUM_ACTIONS = 15
 CHEESE_REWARD = 10.0
 PROCGEN_TIMEOUT = 500
+MAX_SIZE_SCAN = 100_000  # a fixed level set up to this many seeds is checked to hold a small-enough maze
 
 
 @struct.dataclass
@@ -31,7 +32,10 @@ class EnvParams:
 
     ``rand_region``: None = stock procgen ``maze`` cheese; r in 0..25 = procgenAISC ``maze_aisc`` (cheese in the
     top-right r x r block; 0 = exactly the top-right corner). ``num_levels=0`` = all int31 level seeds, else
-    ``[start_level, start_level + num_levels)`` as in ``ProcgenGym3Env``.
+    ``[start_level, start_level + num_levels)`` as in ``ProcgenGym3Env``. ``max_maze_size`` (not procgen; None =
+    procgen): an odd n skips the level seeds whose maze would be larger, so envs play procgen's own levels, only
+    the small ones -- a cheap curriculum for CPU training tests. With it set, the level sequence no longer
+    replays ``ProcgenGym3Env``'s.
     """
 
     distribution_mode: str = struct.field(pytree_node=False, default="hard")
@@ -40,11 +44,18 @@ class EnvParams:
     start_level: int = struct.field(pytree_node=False, default=0)
     timeout: int = struct.field(pytree_node=False, default=PROCGEN_TIMEOUT)
     use_backgrounds: bool = struct.field(pytree_node=False, default=True)
+    max_maze_size: int | None = struct.field(pytree_node=False, default=None)
 
     def __post_init__(self) -> None:
-        levelgen.world_dim(self.distribution_mode)
+        W = levelgen.world_dim(self.distribution_mode)
         levelgen.check_rand_region(self.rand_region)
         levelgen.seed_range(self.num_levels, self.start_level)
+        levelgen.check_max_maze_size(self.max_maze_size, W)
+        if self.max_maze_size is not None and 0 < self.num_levels <= MAX_SIZE_SCAN:
+            seeds = np.arange(self.start_level, self.start_level + self.num_levels, dtype=np.int64)
+            if not (levelgen.maze_sizes(seeds, W) <= self.max_maze_size).any():
+                raise ValueError(f"none of the {self.num_levels} levels from start_level={self.start_level} has a "
+                                 f"maze of size <= max_maze_size={self.max_maze_size}")
         if isinstance(self.timeout, bool) or not isinstance(self.timeout, (int, np.integer)) or self.timeout < 1:
             raise ValueError(f"timeout must be an int >= 1 (procgen's maze uses {PROCGEN_TIMEOUT}), "
                              f"got {self.timeout!r}")
@@ -90,10 +101,19 @@ def observe(state: EnvState, params: EnvParams) -> jax.Array:
 
 
 def next_level_seed(seeds: mt.MTStream, params: EnvParams) -> tuple[jax.Array, mt.MTStream]:
-    """``RandGen::randint(low, high)`` on the env's level-seed generator."""
+    """``RandGen::randint(low, high)`` on the env's level-seed generator; with ``max_maze_size``, the first such
+    seed whose maze is small enough (a rejection loop: ~2-12 draws, only when a level is generated)."""
     low, high = params.seed_range
-    x, seeds = mt.draw(seeds)
-    return (jnp.int32(low) + mt.randn(x, high - low)).astype(jnp.int32), seeds
+
+    def draw(s: mt.MTStream) -> tuple[jax.Array, mt.MTStream]:
+        x, s = mt.draw(s)
+        return (jnp.int32(low) + mt.randn(x, high - low)).astype(jnp.int32), s
+
+    first = draw(seeds)
+    if params.max_maze_size is None:
+        return first
+    too_big = lambda c: levelgen.maze_size_of_seed(c[0], params.world_dim) > params.max_maze_size  # noqa: E731
+    return jax.lax.while_loop(too_big, lambda c: draw(c[1]), first)
 
 
 def _fresh(level: levelgen.GeneratedLevels, seeds: mt.MTStream) -> EnvState:

@@ -43,6 +43,38 @@ def check_rand_region(rand_region: int | None) -> int | None:
     return int(rand_region)
 
 
+def maze_size_of_seed(seed: jax.Array, W: int) -> jax.Array:
+    """The maze size ``n`` a level seed generates, without generating the level: procgen draws it third from the
+    level's generator (after two other draws), so one twist of the seeded state tells (jittable, vmappable)."""
+    outputs = mt.temper(mt.twist(mt.seed_state(jnp.asarray(seed)))[:3])
+    return mt.randn(outputs[2], (W - 1) // 2) * 2 + 3
+
+
+@functools.lru_cache(maxsize=None)
+def _sizes_fn(W: int):
+    return jax.jit(jax.vmap(lambda s: maze_size_of_seed(s, W)))
+
+
+def maze_sizes(seeds, W: int, chunk: int = 4096) -> np.ndarray:
+    """Maze sizes of many level seeds on the host (cheap: no level is generated)."""
+    seeds = as_seed_array(seeds)
+    fn = _sizes_fn(W)
+    out = [np.asarray(fn(jnp.asarray(np.pad(seeds[i:i + chunk], (0, chunk - len(seeds[i:i + chunk]))))))
+           [:len(seeds[i:i + chunk])] for i in range(0, len(seeds), chunk)]
+    return np.concatenate(out) if out else np.zeros(0, np.int32)
+
+
+def check_max_maze_size(max_maze_size: int | None, W: int) -> int | None:
+    """None (procgen's sizes) or an odd int in [3, W]: levels whose maze is larger are skipped (not procgen)."""
+    if max_maze_size is None:
+        return None
+    if (isinstance(max_maze_size, bool) or not isinstance(max_maze_size, (int, np.integer))
+            or not 3 <= int(max_maze_size) <= W or int(max_maze_size) % 2 == 0):
+        raise ValueError(f"max_maze_size must be None or an odd int in [3, {W}] (procgen maze sizes are 3, 5, ..., "
+                         f"{W} in this mode), got {max_maze_size!r}")
+    return int(max_maze_size)
+
+
 @struct.dataclass
 class GeneratedLevels:
     """Levels as arrays (one level, or a batch along a leading axis). JAX arrays inside jit, numpy from

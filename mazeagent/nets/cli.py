@@ -14,7 +14,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("file", help="the .pth checkpoint")
     p.add_argument("--out", required=True, help="new or empty directory for the checkpoint")
     p.add_argument("--preset", default="paper", help="config recorded with the weights (default: paper)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+    p.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="override a recorded config key, e.g. --set rand_region=none (repeatable)")
     p.add_argument("--seed", type=int, default=None, help="seed recorded in the config (for later eval/fine-tuning)")
     p.set_defaults(func=_import)

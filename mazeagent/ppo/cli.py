@@ -11,8 +11,8 @@ def _add_config_args(p: argparse.ArgumentParser, default_preset: str) -> None:
 
     p.add_argument("--preset", default=default_preset, choices=sorted(PRESETS),
                    help=f"starting config (default {default_preset})")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. --set lr=3e-4 --set rand_region=none (repeatable)")
+    p.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
+                   help="override a config key, e.g. --set lr=3e-4 rand_region=none (repeatable)")
     p.add_argument("--seed", type=int, default=None, help="overrides the config's seed")
 
 

@@ -254,7 +254,7 @@ def make_env(config: PPOConfig, rand_region: int | None | str = "config", num_en
     params = EnvParams(distribution_mode=config.distribution_mode,
                        rand_region=config.rand_region if rand_region == "config" else rand_region,
                        num_levels=config.num_levels, start_level=config.start_level, timeout=config.timeout,
-                       use_backgrounds=config.use_backgrounds)
+                       use_backgrounds=config.use_backgrounds, max_maze_size=config.max_maze_size)
     return make_vec_env(params, num_envs or config.num_envs)
 
 
