@@ -218,7 +218,7 @@ def hooked_apply(net: Any, params: Any, obs: jax.Array, hooks: Mapping[str, Any]
 def layer_shape(net: Any, name: str) -> tuple[int, ...]:
     """One example's NHWC shape at hook ``name`` for this net."""
     check_names([name])
-    return hook_shapes(net.scale)[name]
+    return hook_shapes(widths=net.channel_widths)[name]
 
 
 def padded_apply(net: Any, params: Any, obs: jax.Array, hooks: Mapping[str, Any] | None = None,

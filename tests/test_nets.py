@@ -74,6 +74,16 @@ def test_published_shapes_and_param_count(obs):
     assert np.prod(cache[DEFAULT_LAYER].shape[1:]) == 32_768
 
 
+def test_explicit_width_nets_have_matching_hook_shapes(obs):
+    """``hook_shapes(widths=net.channel_widths)`` describes a small-width net (as trained by the tiny preset)."""
+    net = ImpalaCNN(widths=(3, 5, 6))
+    params = jax.jit(net.init)(jax.random.key(0), jnp.zeros((1, 64, 64, 3), jnp.uint8))
+    _, cache = run_with_cache(net, params, obs)
+    shapes = hook_shapes(widths=net.channel_widths)
+    assert {k: tuple(v.shape[1:]) for k, v in cache.items()} == shapes
+    assert shapes["embedder.block2.res1.resadd_out"] == (16, 16, 5) and shapes["embedder.flatten_out"] == (384,)
+
+
 def test_scale1_shapes_and_single_frame(small, obs):
     net, params = small
     (logits, value), cache = run_with_cache(net, params, obs)

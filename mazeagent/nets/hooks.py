@@ -36,16 +36,18 @@ HOOK_NAMES: tuple[str, ...] = _names()  # in forward order; 43 hook points
 DEFAULT_LAYER = "embedder.block2.res1.resadd_out"  # the layer the published probing/steering work uses
 
 
-def hook_shapes(scale: int = 1, layout: str = "NHWC") -> dict[str, tuple[int, ...]]:
+def hook_shapes(scale: int = 1, layout: str = "NHWC",
+                widths: tuple[int, ...] | None = None) -> dict[str, tuple[int, ...]]:
     """Per-example shape of every hook point (batch axis omitted), e.g. scale 4 NCHW ``block2.res1.resadd_out``
-    -> (128, 16, 16) = 32,768 values per observation."""
+    -> (128, 16, 16) = 32,768 values per observation. ``widths`` (a net's ``channel_widths``) overrides
+    ``BASE_WIDTHS x scale`` for nets built with explicit widths."""
     if layout not in ("NHWC", "NCHW"):
         raise ValueError(f"layout must be 'NHWC' or 'NCHW', got {layout!r}")
+    widths = tuple(w * scale for w in BASE_WIDTHS) if widths is None else tuple(widths)
     shapes: dict[str, tuple[int, ...]] = {}
     c_in, side = 3, 64
     shapes["embedder.block1.conv_in0"] = (side, side, c_in)
-    for b, width in enumerate(BASE_WIDTHS, start=1):
-        c = width * scale
+    for b, c in enumerate(widths, start=1):
         p = f"embedder.block{b}"
         shapes[f"{p}.conv_out"] = (side, side, c)
         side //= 2
