@@ -257,13 +257,31 @@ def flatten_numbers(d: Any, prefix: str = "") -> dict[str, float]:
     return out
 
 
-def log_wandb(report: Report, results: dict, mode: str = "offline") -> str:
-    """Log the same numbers (summary), the scorecard (table) and every figure (images) to one wandb run."""
+def log_wandb(report: Report, results: dict, mode: str = "offline", media: dict[str, Any] | None = None,
+              job_type: str | None = None) -> str:
+    """Log the same numbers (summary), the scorecard (table), every figure (images; ``.gif`` figures as videos) and
+    ``media`` (extra wandb objects, e.g. the study's example rollouts) to one wandb run.
+
+    Run metadata follows the Slurm jobs' environment (``WANDB_PROJECT``, ``WANDB_NAME``, ``WANDB_RUN_GROUP``,
+    ``WANDB_TAGS``); ``job_type`` defaults to ``$WANDB_JOB_TYPE``, else "probe" for a probes report and "study"
+    otherwise, so a sweep's train, study and probe runs sit side by side in one group. The checkpoint's
+    ``rand_region:``/``scale:`` tags are added, as on its training run.
+    """
     if mode not in ("offline", "online"):
         raise ValueError(f"wandb mode must be 'offline', 'online' or 'disabled', got {mode!r}")
     import wandb
 
-    run = wandb.init(project="mazeagent-study", dir=str(report.out_dir), mode=mode, config=results["meta"],
+    from mazeagent.ppo.logging import checkpoint_tags, finish_run
+
+    if job_type is None:
+        probes = bool(report.sections) and all(s.id.startswith("probes_") for s in report.sections)
+        job_type = os.environ.get("WANDB_JOB_TYPE") or ("probe" if probes else "study")
+    tags = [t.strip() for t in os.environ.get("WANDB_TAGS", "").split(",") if t.strip()]
+    tags += [t for t in checkpoint_tags(results["meta"].get("checkpoint")) if t not in tags]
+    env = os.environ.get  # read here, not by wandb: its settings are read once per process
+    run = wandb.init(project=env("WANDB_PROJECT") or "mazeagent-study", name=env("WANDB_NAME") or None,
+                     group=env("WANDB_RUN_GROUP") or None, job_type=job_type, tags=tags or None,
+                     dir=str(report.out_dir), mode=mode, config=results["meta"],
                      settings=wandb.Settings(x_disable_stats=True, console="off", silent=True))
     try:
         score = report._scorecard_table(results)
@@ -272,14 +290,18 @@ def log_wandb(report: Report, results: dict, mode: str = "offline") -> str:
         for s in report.sections:
             for b in s.blocks:
                 if isinstance(b, Figure):
-                    log[f"figures/{Path(b.path).stem}"] = wandb.Image(str(report.out_dir / b.path), caption=b.caption)
+                    path = str(report.out_dir / b.path)
+                    log[f"figures/{Path(b.path).stem}"] = (
+                        wandb.Video(path, caption=b.caption, format="gif") if b.path.lower().endswith(".gif")
+                        else wandb.Image(path, caption=b.caption))
                 elif isinstance(b, Table):
                     log[f"tables/{s.id}/{len(log)}"] = wandb.Table(columns=b.headers,
                                                                    data=[[_cell(c) for c in r] for r in b.rows])
+        log.update(media or {})
         run.log(log, step=0)
         nums = flatten_numbers(results["sections"])
         nums.update(flatten_numbers({"brier": results["brier"]}))
         run.summary.update(nums)
         return run.id
     finally:
-        run.finish()
+        finish_run(run)

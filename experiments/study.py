@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -138,7 +138,12 @@ def _analyse(policy: Any, mazes: Any, ro: Any, out: Path, cfg: StudyConfig, chec
         t = time.perf_counter()
         rep.add(fn())
         timings[name] = time.perf_counter() - t
-    paths = rep.write(wandb_mode=cfg.wandb)
+    paths = rep.write()
+    if cfg.wandb != "disabled":  # the report's numbers and figures, plus example rollouts as videos
+        from experiments.report import log_wandb
+
+        log_wandb(rep, json.loads(paths["results"].read_text()), cfg.wandb,
+                  media=example_media(mazes, df, out / "media"))
     timings["total"] = time.perf_counter() - t0
     timing = {"seconds": timings, "policy_evals": ro.stats["policy_evals"],
               "rollout_mazes_per_second": ro.stats["mazes_per_second"],
@@ -147,6 +152,80 @@ def _analyse(policy: Any, mazes: Any, ro: Any, out: Path, cfg: StudyConfig, chec
     paths["timing"].write_text(json.dumps(_jsonable(timing), indent=1))
     paths.update({"episodes": out / "episodes.csv", "rollouts": out / "rollouts.json"})
     return paths
+
+
+OUTCOMES = ("cheese", "top_right", "neither")
+EXAMPLES_PER_OUTCOME = 2
+
+
+def example_media(mazes: Any, episodes: Any, out_dir: str | Path, per_outcome: int = EXAMPLES_PER_OUTCOME
+                  ) -> dict[str, Any]:
+    """wandb media of the first ``per_outcome`` episodes (by maze index) that got the cheese, got to the top-right
+    square instead, or neither, at the longest horizon played: per episode a GIF of the frames the policy saw, the
+    path it took, and the maze's geometry (:func:`mazeagent.maze.draw.save_png`). Frames are re-rendered from the
+    episodes' ``actions``, so no rollout state has to be kept."""
+    import wandb
+
+    from experiments.rollouts import HORIZONS
+    from mazeagent.maze.draw import save_png
+    from mazeagent.media import episode_media
+
+    h = max(x for x in HORIZONS if f"cheese_{x}" in episodes)
+    got = {"cheese": episodes[f"cheese_{h}"].to_numpy(bool)}
+    got["top_right"] = episodes[f"top_right_{h}"].to_numpy(bool) & ~got["cheese"]
+    got["neither"] = episodes[f"neither_{h}"].to_numpy(bool)
+    picked = {o: episodes[got[o]].head(per_outcome) for o in OUTCOMES}
+    rows = [r for o in OUTCOMES for r in picked[o].itertuples()]
+    eps = iter(replay_episodes(mazes, [int(r.maze) for r in rows], [str(r.actions) for r in rows]))
+    out, log = Path(out_dir), {}
+    for outcome in OUTCOMES:
+        mine = []
+        for r in picked[outcome].itertuples():
+            label = f"maze {int(r.maze)} (level seed {int(r.level_seed)}), {outcome.replace('_', '-')}"
+            mine.append(replace(next(eps), label=label))
+        log.update(episode_media(mine, out, f"examples/{outcome}"))
+        for i, ep in enumerate(mine):
+            png = save_png(mazes.level(int(picked[outcome].maze.iloc[i])), out / f"examples_{outcome}_{i}_maze.png",
+                           title=ep.label)
+            log[f"examples/{outcome}/{i}/maze"] = wandb.Image(str(png), caption=ep.label)
+    return log
+
+
+def replay_episodes(mazes: Any, idx: list[int], actions: list[str]) -> list[Any]:
+    """:class:`~mazeagent.media.Episode` s (frames, squares, facing) of mazes ``idx`` played by their ``actions``
+    strings (one move group per character, as in episodes.csv), stepped together."""
+    import jax.numpy as jnp
+
+    from experiments.rollouts import MOVE_CHARS, NOOP, TIMEOUT, move_host, renderers, static_frames
+    from mazeagent.maze.level import WORLD
+    from mazeagent.media import Episode
+
+    if not idx:
+        return []
+    idx = np.asarray(idx)
+    if any(set(a) - set(MOVE_CHARS) for a in actions):
+        raise ValueError(f"actions may only hold {MOVE_CHARS!r}")
+    walls = mazes.batch.walls[idx]
+    pos, ref = mazes.mouse[idx].astype(np.int32), np.zeros(len(idx), bool)
+    squares, facing = [pos.copy()], [ref.copy()]
+    for t in range(max(len(a) for a in actions)):
+        group = np.array([MOVE_CHARS.index(a[t]) if t < len(a) else NOOP for a in actions])
+        pos, ref = move_host(walls, pos, ref, group)
+        squares.append(pos.copy())
+        facing.append(ref.copy())
+    squares, facing = np.stack(squares, 1), np.stack(facing, 1)
+    pad = TIMEOUT + 1  # one compiled shape for every episode length
+    _, compose = renderers()
+    out = []
+    for k, (i, a) in enumerate(zip(idx, actions)):
+        sq, fc = squares[k, :len(a) + 1], facing[k, :len(a) + 1]
+        frame = static_frames(mazes, np.array([i]))
+        obs = compose(jnp.repeat(frame, pad, axis=0), jnp.asarray(np.resize(sq, (pad, 2))),
+                      jnp.asarray(np.resize(fc, pad)))
+        out.append(Episode(frames=np.asarray(obs[:max(len(a), 1)]), squares=sq, reflected=fc, world=WORLD,
+                           cheese=bool(len(a)) and tuple(sq[-1]) == tuple(mazes.cheese[i]),
+                           grid=np.asarray(mazes.grid[i])))
+    return out
 
 
 def bundled_checkpoint() -> Path | None:

@@ -5,4 +5,5 @@ import tempfile
 
 os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="mazeagent-jax-cache-"))
 os.environ.setdefault("WANDB_MODE", "offline")
+os.environ.setdefault("WANDB_DATA_DIR", tempfile.mkdtemp(prefix="mazeagent-wandb-data-"))  # staged artifacts
 os.environ.setdefault("MPLBACKEND", "Agg")

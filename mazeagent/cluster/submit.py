@@ -306,9 +306,10 @@ def _check_existing(run_dir: Path, cfg: Any) -> None:
 
 
 def _tags(cfg: Any, preset_name: str, extra: tuple[str, ...]) -> str:
-    """wandb tags that make a sweep filterable: rand_region, net scale, preset, plus the user's."""
-    rr = "none" if cfg.rand_region is None else cfg.rand_region
-    return ",".join([f"rand_region:{rr}", f"scale:{cfg.net_scale}", f"preset:{preset_name}", *extra])
+    """wandb tags that make a sweep filterable: rand_region, net scale (:func:`run_tags`), preset, the user's."""
+    from mazeagent.ppo.logging import run_tags
+
+    return ",".join([*run_tags(cfg), f"preset:{preset_name}", *extra])
 
 
 def plan_train(preset: str, out: str | os.PathLike, overrides: list[str] | tuple[str, ...] = (),
@@ -402,7 +403,7 @@ def plan_study(checkpoint: str | os.PathLike, mazes: int, out: str | os.PathLike
     base = ["--checkpoint", _check_path("--checkpoint", ckpt), "--mazes", str(mazes), "--out",
             _check_path("--out", out), "--seed", str(seed), *study_args]
     quoted = " ".join(shlex.quote(a) for a in base)
-    common = {"wandb_group": shlex.quote(wandb.group or name),
+    common = {"wandb_group": shlex.quote(wandb.group or name), "wandb_tags": shlex.quote(",".join(wandb.tags)),
               "jax_cache": shlex.quote(str(out / "slurm" / "jax-cache"))}
     if max_parallel is not None and max_parallel < 1:
         raise ValueError(f"--max-parallel must be >= 1, got {max_parallel}")

@@ -10,6 +10,9 @@ Exit codes (returned by :func:`run`, and so by ``mazeagent train``):
 
 A resumed run ends with bitwise the same parameters as an uninterrupted one (CPU): everything the next update reads
 is in the checkpointed :class:`~mazeagent.ppo.train.RunnerState`, and evaluation keys depend only on (seed, update).
+
+With wandb on, every checkpoint also becomes a version of the run's model artifact, and every evaluation logs
+:data:`EVAL_VIDEOS` recorded episodes (GIF videos and path stills, :mod:`mazeagent.media`) at its env step.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from typing import Any
 from mazeagent.ppo.config import PPOConfig
 
 EXIT_NONFINITE = 3
+EVAL_VIDEOS = 2  # episodes recorded (GIF + path still) at each evaluation when wandb is on
 # Keys that do not change what is learned; a resume may change them (e.g. to turn wandb off).
 RUN_KEYS = frozenset({"checkpoint_every", "keep_checkpoints", "eval_every", "eval_episodes", "wandb_mode",
                       "wandb_project", "wandb_entity"})
@@ -65,6 +69,8 @@ def run(config: PPOConfig, out_dir: str | Path, resume: bool = False, progress: 
         batch = config.batch_size
         logger = RunLogger(out_dir, config, resume_step=start * batch if existing else None)
         try:
+            if existing:  # a kill between saving it and flushing wandb may have lost its artifact record
+                logger.log_checkpoint(ckpt.path, start, start * batch)
             return _loop(trainer, state, start, logger, stop, ckpt_root, progress, key, resumed=bool(existing))
         except BaseException:
             logger.close(exit_code=1)
@@ -76,6 +82,7 @@ def _loop(trainer: Any, state: Any, start: int, logger: Any, stop: "_SignalFlag"
     import jax
     from tqdm import tqdm
 
+    from mazeagent.media import eval_media
     from mazeagent.ppo.checkpoint import save_checkpoint
     from mazeagent.ppo.evaluate import make_evaluator
 
@@ -84,14 +91,16 @@ def _loop(trainer: Any, state: Any, start: int, logger: Any, stop: "_SignalFlag"
     update = jax.jit(trainer.update)
     evaluate = make_evaluator(config)
     eval_key = jax.random.fold_in(key, 1)
+    video_key = jax.random.fold_in(key, 2)
     saved_at = start if resumed else -1
 
     def save(s: Any, u: int) -> None:
         nonlocal saved_at
         if u != saved_at:
-            save_checkpoint(ckpt_root, s, config, u, keep=config.keep_checkpoints,
-                            extra={"env_steps": u * batch, "wandb_id": logger.run_id})
+            path = save_checkpoint(ckpt_root, s, config, u, keep=config.keep_checkpoints,
+                                   extra={"env_steps": u * batch, "wandb_id": logger.run_id})
             saved_at = u
+            logger.log_checkpoint(path, u, u * batch)  # after the rename: the artifact sees a final checkpoint
 
     bar = tqdm(total=config.num_updates * batch, initial=start * batch, unit="step", unit_scale=True,
                dynamic_ncols=True, disable=not progress, desc="train", file=sys.stderr)
@@ -115,10 +124,15 @@ def _loop(trainer: Any, state: Any, start: int, logger: Any, stop: "_SignalFlag"
             state, done = new_state, u + 1
             row = {"step": done * batch, "update": done}
             row.update({f"{'rollout' if k in _ROLLOUT_KEYS else 'train'}/{k}": v for k, v in stats.items()})
-            if done == config.num_updates or (config.eval_every and done % config.eval_every == 0):
+            evaluating = done == config.num_updates or bool(config.eval_every and done % config.eval_every == 0)
+            if evaluating:
                 row.update(evaluate(state.params, jax.random.fold_in(eval_key, done)))
             row["perf/steps_per_s"] = batch / (time.perf_counter() - t0)
-            logger.log(row)
+            media = None
+            if evaluating and logger.will_log(done * batch):  # wandb only, and outside the timed update
+                media = eval_media(config, state, jax.random.fold_in(video_key, done), logger.media_dir(done * batch),
+                                   min(EVAL_VIDEOS, config.num_envs))
+            logger.log(row, media)
             bar.update(batch)
             bar.set_postfix(cheese=f"{stats['cheese_rate']:.2f}", loss=f"{stats['loss']:.3f}")
             if done % config.checkpoint_every == 0 or done == config.num_updates:
