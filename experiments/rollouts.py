@@ -93,6 +93,16 @@ def oracle_policy(target: str = "cheese") -> StatePolicy:
     return StatePolicy(fn)
 
 
+def host_mesh() -> Any:
+    """A 1-d mesh over several CPU devices, or None (one device, or accelerators: they need no help)."""
+    devices = jax.devices()
+    if len(devices) < 2 or devices[0].platform != "cpu":
+        return None
+    from jax.sharding import Mesh
+
+    return Mesh(np.array(devices), ("batch",))
+
+
 @dataclass(frozen=True)
 class NetPolicy:
     """A network as a policy; :meth:`logits_value` also gives the value head (update-rule conformity)."""
@@ -102,12 +112,27 @@ class NetPolicy:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_apply", jax.jit(self.net.apply))
+        object.__setattr__(self, "_mesh", host_mesh())
+        object.__setattr__(self, "_replicated", None)
+
+    def _inputs(self, obs: jax.Array) -> tuple[Any, jax.Array]:
+        """Spread the batch over the host devices when there are several (``mazeagent study`` asks XLA for two) and
+        it divides evenly. Per-frame results equal one device's to float rounding (XLA may block a conv differently
+        for a smaller batch); for the scale-1 net on our CPU they are bitwise equal."""
+        if self._mesh is None or obs.shape[0] % self._mesh.size:
+            return self.params, obs
+        from jax.sharding import NamedSharding, PartitionSpec
+
+        if self._replicated is None:  # replicate once, not on every call
+            object.__setattr__(self, "_replicated",
+                               jax.device_put(self.params, NamedSharding(self._mesh, PartitionSpec())))
+        return self._replicated, jax.device_put(obs, NamedSharding(self._mesh, PartitionSpec("batch")))
 
     def __call__(self, obs: jax.Array, key: jax.Array) -> jax.Array:
-        return self._apply(self.params, obs)[0]
+        return self._apply(*self._inputs(obs))[0]
 
     def logits_value(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
-        return self._apply(self.params, obs)
+        return self._apply(*self._inputs(obs))
 
     @classmethod
     def load(cls, checkpoint: str | Path) -> "NetPolicy":

@@ -47,6 +47,26 @@ def _enable_compile_cache() -> None:
     os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", cache)
 
 
+# Commands that mostly run the policy forward on big batches of independent frames (no training): on a CPU they
+# split each batch over two XLA host devices (experiments.rollouts.NetPolicy), ~20% faster on a 2-core box than one
+# device's intra-op threads. Per-frame results agree to float rounding (bitwise for the scale-1 net on our CPU).
+HOST_PARALLEL_COMMANDS = {"study", "demo", "probes", "bench rollouts", "bench vfield"}
+
+
+def host_device_count() -> int:
+    """2 on any multi-core machine, else 1. A property of the machine, not of the job's CPU allocation, so a
+    one-process study and its Slurm shards (whatever their --cpus) split batches the same way."""
+    return 2 if (os.cpu_count() or 1) >= 2 else 1
+
+
+def _use_host_devices(command: str) -> None:
+    """Ask XLA for several CPU devices (must happen before JAX starts its backends, so only in a fresh process)."""
+    flags = os.environ.get("XLA_FLAGS", "")
+    n = host_device_count()
+    if command in HOST_PARALLEL_COMMANDS and n > 1 and "xla_force_host_platform_device_count" not in flags:
+        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()
+
+
 def main(argv: list[str] | None = None) -> int:
     _enable_compile_cache()
     # A wandb service token inherited from a parent process (a notebook, a test session) would make this command's
@@ -56,6 +76,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.pop("WANDB_SERVICE", None)
     parser = build_parser()
     args = parser.parse_args(argv)
+    if argv is None:
+        _use_host_devices(" ".join(filter(None, (args.command, getattr(args, "bench_command", None)))))
     try:
         rc = args.func(args)
     except ValueError as e:  # bad user input: a clear message, not a traceback

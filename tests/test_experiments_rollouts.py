@@ -1,5 +1,7 @@
 """Attainment bookkeeping on hand-built mazes with scripted policies whose outcomes are known, and parity of the
 memoised rollout engine with real procgen."""
+import os
+
 import jax
 import numpy as np
 import pytest
@@ -130,3 +132,54 @@ def test_generated_mazes_replay_like_real_procgen():
                 break
             ours = np.asarray(frame(mazes.grid[i], pos[0], ref[0], mazes.background[i]))
             assert np.array_equal(ours, obs["rgb"][0])
+
+
+_HOST_DEVICES = r"""
+import hashlib, sys, jax, numpy as np
+from experiments.rollouts import NetPolicy, RolloutConfig, generate_mazes, rollout
+from mazeagent.nets import ImpalaCNN
+net = ImpalaCNN(widths=(4, 8, 8))
+policy = NetPolicy(net, net.init(jax.random.PRNGKey(0), np.zeros((1, 64, 64, 3), np.uint8)))
+assert (policy._mesh is not None) == (jax.device_count() == 2)
+ro = rollout(policy, generate_mazes(40, seed=3), RolloutConfig(seed=1, chunk=32), progress=False)
+obs = np.random.default_rng(0).integers(0, 256, (48, 64, 64, 3), dtype=np.uint8)  # 48: split; 47: one device
+lg, v = policy.logits_value(obs)
+np.savez(sys.argv[1], lg=np.asarray(lg), v=np.asarray(v), lg47=np.asarray(policy(obs[:47], None)))
+print(jax.device_count(), hashlib.md5(ro.episodes.to_csv().encode()).hexdigest())
+"""
+
+
+def test_policy_split_over_host_devices_matches_one_device(tmp_path):
+    """``mazeagent study`` runs with two XLA host devices and splits policy batches over them; episodes must be
+    exactly those of one device, logits and values equal to float rounding (batches that don't divide stay on
+    one device)."""
+    import subprocess
+    import sys
+
+    out = []
+    for n in (1, 2):
+        env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={n}"}
+        res = subprocess.run([sys.executable, "-c", _HOST_DEVICES, str(tmp_path / f"{n}.npz")], env=env,
+                             capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stderr[-3000:]
+        out.append(res.stdout.split())
+    assert [o[0] for o in out] == ["1", "2"]
+    assert out[0][1] == out[1][1]  # the same episodes
+    one, two = np.load(tmp_path / "1.npz"), np.load(tmp_path / "2.npz")
+    for k in ("lg", "v", "lg47"):
+        np.testing.assert_allclose(two[k], one[k], rtol=1e-5, atol=1e-6)
+
+
+def test_cli_gives_policy_commands_one_host_device_per_core(monkeypatch):
+    from mazeagent import cli
+
+    monkeypatch.setattr(cli, "host_device_count", lambda: 2)
+    for command, expect in (("study", True), ("bench rollouts", True), ("train", False)):
+        monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=false")
+        cli._use_host_devices(command)
+        flags = os.environ["XLA_FLAGS"]
+        assert flags.startswith("--xla_cpu_enable_fast_math=false")
+        assert ("--xla_force_host_platform_device_count=2" in flags) == expect
+    monkeypatch.setenv("XLA_FLAGS", "--xla_force_host_platform_device_count=1")
+    cli._use_host_devices("study")
+    assert os.environ["XLA_FLAGS"] == "--xla_force_host_platform_device_count=1"  # the user's choice wins
