@@ -240,7 +240,10 @@ def demo_policy(out_dir: Path, seed: int, train: bool = False, progress: bool = 
 
     ckpt = bundled_checkpoint()
     if ckpt is not None:
-        return NetPolicy.load(ckpt), str(ckpt)
+        from mazeagent.ppo.checkpoint import read_meta, resolve
+
+        about = read_meta(resolve(ckpt))["extra"].get("description", "bundled agent")
+        return NetPolicy.load(ckpt), f"{ckpt} ({about})"
     from mazeagent.ppo.checkpoint import list_checkpoints
     from mazeagent.ppo.runner import checkpoint_dir
 

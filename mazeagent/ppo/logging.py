@@ -162,7 +162,7 @@ def checkpoint_tags(checkpoint: str | os.PathLike | None) -> list[str]:
 
     try:
         return run_tags(PPOConfig.from_dict(read_meta(resolve(checkpoint))["config"])) if checkpoint else []
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, OSError):  # a label, not a path (e.g. the demo's "UNTRAINED ...")
         return []
 
 
