@@ -506,14 +506,25 @@ def episode_columns(mazes: Mazes, res: dict, horizon: int) -> dict[str, np.ndarr
     return cols
 
 
+def replay_moves(mazes: Mazes, idx: Any, actions: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """World squares ``(B, T + 1, 2)`` and facings ``(B, T + 1)`` (start included) of mazes ``idx`` played by their
+    ``actions`` strings together, ``T`` the longest; a shorter episode stands still after its end."""
+    for a in actions:
+        bad = [ch for ch in a if ch not in MOVE_CHARS]
+        if bad:
+            raise ValueError(f"actions may only hold {MOVE_CHARS!r}, got {bad[0]!r}")
+    idx = np.asarray(idx)
+    walls = mazes.batch.walls[idx]
+    pos, ref = mazes.mouse[idx].astype(np.int32), np.zeros(len(idx), bool)
+    squares, facing = [pos.copy()], [ref.copy()]
+    for t in range(max((len(a) for a in actions), default=0)):
+        pos, ref = move_host(walls, pos, ref, np.array([MOVE_CHARS.index(a[t]) if t < len(a) else NOOP
+                                                        for a in actions]))
+        squares.append(pos.copy())
+        facing.append(ref.copy())
+    return np.stack(squares, 1), np.stack(facing, 1)
+
+
 def replay(mazes: Mazes, i: int, actions: str) -> np.ndarray:
     """World squares visited by episode ``i`` (start included) from its ``actions`` string."""
-    walls = mazes.batch.walls[i:i + 1]
-    pos, ref = mazes.mouse[i:i + 1].astype(np.int32), np.zeros(1, bool)
-    out = [pos[0].copy()]
-    for ch in actions:
-        if ch not in MOVE_CHARS:
-            raise ValueError(f"actions may only hold {MOVE_CHARS!r}, got {ch!r}")
-        pos, ref = move_host(walls, pos, ref, np.array([MOVE_CHARS.index(ch)]))
-        out.append(pos[0].copy())
-    return np.array(out)
+    return replay_moves(mazes, [i], [actions])[0][0]

@@ -196,24 +196,14 @@ def replay_episodes(mazes: Any, idx: list[int], actions: list[str]) -> list[Any]
     strings (one move group per character, as in episodes.csv), stepped together."""
     import jax.numpy as jnp
 
-    from experiments.rollouts import MOVE_CHARS, NOOP, TIMEOUT, move_host, renderers, static_frames
+    from experiments.rollouts import TIMEOUT, renderers, replay_moves, static_frames
     from mazeagent.maze.level import WORLD
     from mazeagent.media import Episode
 
     if not idx:
         return []
     idx = np.asarray(idx)
-    if any(set(a) - set(MOVE_CHARS) for a in actions):
-        raise ValueError(f"actions may only hold {MOVE_CHARS!r}")
-    walls = mazes.batch.walls[idx]
-    pos, ref = mazes.mouse[idx].astype(np.int32), np.zeros(len(idx), bool)
-    squares, facing = [pos.copy()], [ref.copy()]
-    for t in range(max(len(a) for a in actions)):
-        group = np.array([MOVE_CHARS.index(a[t]) if t < len(a) else NOOP for a in actions])
-        pos, ref = move_host(walls, pos, ref, group)
-        squares.append(pos.copy())
-        facing.append(ref.copy())
-    squares, facing = np.stack(squares, 1), np.stack(facing, 1)
+    squares, facing = replay_moves(mazes, idx, actions)
     pad = TIMEOUT + 1  # one compiled shape for every episode length
     _, compose = renderers()
     out = []

@@ -164,8 +164,6 @@ def episode_media(episodes: list[Episode], out_dir: str | Path, prefix: str) -> 
 
 
 # ---- recording a policy during training ---------------------------------------------------------------------------
-DISTRIBUTIONS = ("train", "stock")  # as the eval metrics (mazeagent.ppo.evaluate)
-
 
 def record_episodes(config: Any, state: Any, key: Any, episodes: int = 1, greedy: bool = False
                     ) -> dict[str, list[Episode]]:
@@ -180,6 +178,8 @@ def record_episodes(config: Any, state: Any, key: Any, episodes: int = 1, greedy
     what the env shows (static frame with the mouse composited in); ``squares`` has one more entry, the square
     after the last move."""
     import jax
+
+    from mazeagent.ppo.evaluate import DISTRIBUTIONS  # named as the eval metrics
 
     n_envs = int(state.env_state.slot.shape[0])
     if isinstance(episodes, bool) or not isinstance(episodes, int) or not 1 <= episodes <= n_envs:

@@ -43,11 +43,15 @@ def check_rand_region(rand_region: int | None) -> int | None:
     return int(rand_region)
 
 
+def _size_from_draw(x: jax.Array, W: int) -> jax.Array:
+    """procgen's maze size from its draw: an odd n in [3, W]."""
+    return mt.randn(x, (W - 1) // 2) * 2 + 3
+
+
 def maze_size_of_seed(seed: jax.Array, W: int) -> jax.Array:
     """The maze size ``n`` a level seed generates, without generating the level: procgen draws it third from the
     level's generator (after two other draws), so one twist of the seeded state tells (jittable, vmappable)."""
-    outputs = mt.temper(mt.twist(mt.seed_state(jnp.asarray(seed)))[:3])
-    return mt.randn(outputs[2], (W - 1) // 2) * 2 + 3
+    return _size_from_draw(mt.temper(mt.twist(mt.seed_state(jnp.asarray(seed)))[:3])[2], W)
 
 
 @functools.lru_cache(maxsize=None)
@@ -57,11 +61,8 @@ def _sizes_fn(W: int):
 
 def maze_sizes(seeds, W: int, chunk: int = 4096) -> np.ndarray:
     """Maze sizes of many level seeds on the host (cheap: no level is generated)."""
-    seeds = as_seed_array(seeds)
-    fn = _sizes_fn(W)
-    out = [np.asarray(fn(jnp.asarray(np.pad(seeds[i:i + chunk], (0, chunk - len(seeds[i:i + chunk]))))))
-           [:len(seeds[i:i + chunk])] for i in range(0, len(seeds), chunk)]
-    return np.concatenate(out) if out else np.zeros(0, np.int32)
+    parts = _in_chunks(_sizes_fn(W), as_seed_array(seeds), chunk)
+    return np.concatenate(parts) if parts else np.zeros(0, np.int32)
 
 
 def check_max_maze_size(max_maze_size: int | None, W: int) -> int | None:
@@ -238,7 +239,7 @@ def generate_level(seed: jax.Array, W: int = 25, rand_region: int | None = None)
     state = mt.twist(mt.seed_state(seed))
     outputs = mt.temper(state)
     background = mt.randn(outputs[1], N_BACKGROUNDS)
-    n = mt.randn(outputs[2], (W - 1) // 2) * 2 + 3
+    n = _size_from_draw(outputs[2], W)
     free, n_free, n_walls = _kruskal(outputs, n, W)
     s = mt.MTStream(mt=state, idx=3 + n_walls)
     if rand_region is None:
@@ -278,24 +279,29 @@ def generate_batch(seeds: np.ndarray, rand_region: int | None = None, distributi
     """Levels for many seeds on the host (numpy fields). Seeds go through the jitted generator in fixed-size
     padded chunks, so any batch size reuses one compiled program per (mode, rand_region). A progress bar shows
     for more than 8 chunks unless ``progress`` says otherwise."""
-    from tqdm import tqdm
-
     W = world_dim(distribution_mode)
     rand_region = check_rand_region(rand_region)
     seeds = as_seed_array(seeds)
-    fn = _batched(W, rand_region)
-    parts = []
-    starts = range(0, len(seeds), chunk)
-    for start in tqdm(starts, desc="levels", unit="chunk", leave=False,
-                      disable=not (len(starts) > 8 if progress is None else progress)):
-        part = seeds[start:start + chunk]
-        out = fn(jnp.asarray(np.pad(part, (0, chunk - len(part)))))
-        parts.append(jax.tree.map(lambda a, k=len(part): np.asarray(a)[:k], out))
+    n_chunks = -(-len(seeds) // chunk)
+    parts = _in_chunks(_batched(W, rand_region), seeds, chunk, n_chunks > 8 if progress is None else progress)
     if not parts:
         return GeneratedLevels(grid=np.zeros((0, W, W), np.int32), size=np.zeros(0, np.int32),
                                background=np.zeros(0, np.int32), mouse=np.zeros((0, 2), np.int32),
                                cheese=np.zeros((0, 2), np.int32), seed=np.zeros(0, np.int32))
     return jax.tree.map(lambda *a: np.concatenate(a), *parts)
+
+
+def _in_chunks(fn, seeds: np.ndarray, chunk: int, progress: bool = False) -> list:
+    """``fn`` (jitted, over a seed array) on fixed-size zero-padded chunks of ``seeds``, so any count reuses one
+    compiled program; each chunk's outputs (a pytree) come back as numpy, cut to its real seeds."""
+    from tqdm import tqdm
+
+    parts = []
+    for start in tqdm(range(0, len(seeds), chunk), desc="levels", unit="chunk", leave=False, disable=not progress):
+        part = seeds[start:start + chunk]
+        out = fn(jnp.asarray(np.pad(part, (0, chunk - len(part)))))
+        parts.append(jax.tree.map(lambda a, k=len(part): np.asarray(a)[:k], out))
+    return parts
 
 
 # ---- which level seed each env plays (spec §1.1) ----

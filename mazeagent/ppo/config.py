@@ -154,8 +154,6 @@ PRESETS: dict[str, PPOConfig] = {
     # One GPU, quickest to a competent agent: more, shorter rollouts (more updates per env step), scale 1.
     "fast": PPOConfig(num_envs=1024, num_steps=64, num_minibatches=8, total_timesteps=25_000_000, gamma=0.99,
                       checkpoint_every=50, eval_every=50),
-    # CPU tests: easy-mode mazes (3..15), cheese in the top-right 2x2, 30-step episodes, a (4, 8, 8) net, 40 updates
-    # of 64 envs x 16 steps. Learns, but not yet within a CI budget (numbers: test_ppo_train's learning test).
     # CI-sized (tests, smoke runs): small easy mazes (3x3..7x7, cheese in the top-right 2x2), a (4, 8, 8) net and
     # 24 updates of 32 envs x 16 steps. Learns within about a minute of 2-core CPU (cheese rate ~0.06 -> ~0.4).
     "tiny": PPOConfig(distribution_mode="easy", rand_region=2, max_maze_size=7, timeout=30, net_widths=(4, 8, 8),
