@@ -34,6 +34,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--greedy", action="store_true", help="argmax actions instead of sampling")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_eval)
+    _add_bc_parser(subparsers)
+
+
+def _add_bc_parser(subparsers: argparse._SubParsersAction) -> None:
+    from mazeagent.ppo.bc import BCConfig
+
+    p = subparsers.add_parser("bc", help="behaviour-clone shortest-path moves (a CPU warm start for PPO)",
+                              description="Behaviour cloning of the shortest-path move to the cheese on the config's "
+                                          "training mazes. The result is a checkpoint for --init-from or any "
+                                          "--checkpoint option; it is labelled recipe=bc.")
+    _add_config_args(p, "cpu")
+    p.add_argument("--out", required=True, help="run directory (checkpoints/, metrics.jsonl)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out, if any")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    for f, v in BCConfig().__dict__.items():
+        p.add_argument(f"--{f.replace('_', '-')}", type=type(v), default=v, dest=f"bc_{f}",
+                       help=f"(default {v})")
+    p.set_defaults(func=_bc)
+
+
+def _bc(args: argparse.Namespace) -> int:
+    from mazeagent.ppo.bc import BCConfig, run
+    from mazeagent.ppo.config import make_config
+
+    config = make_config(args.preset, args.overrides, args.seed)
+    bc = BCConfig(**{k[3:]: v for k, v in vars(args).items() if k.startswith("bc_")})
+    return run(config, bc, args.out, resume=args.resume, progress=not args.no_progress)
 
 
 def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:

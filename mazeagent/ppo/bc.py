@@ -1,0 +1,262 @@
+"""Behaviour cloning from shortest-path demonstrations: a warm start for PPO where PPO alone is too slow (a CPU).
+
+Why this exists: on a 2-core CPU the IMPALA net learns at ~100-300 samples/s (XLA's CPU conv gradients), so PPO's
+few hundred thousand env steps an hour are far from what a cheese-seeking agent needs. Here every sample carries a
+label instead of a sparse reward: the mouse is put on a random open square of a training-distribution maze (random
+facing) and the target is the first move of the shortest path to the cheese (:func:`next_step_towards`). Covering
+all squares, not only the expert's path, is what DAgger would converge to, so the clone recovers from its own
+mistakes. The loss is the cross-entropy of the *move group* (left/down/up/right: the 15 actions summed per group),
+so any procgen action with the right dynamics counts as right.
+
+An agent made this way is a different object of study from a pure-RL agent: its model card and every report must
+say "BC warm start" (the checkpoint's ``extra["recipe"]`` does).
+
+Determinism and resume: samples come in chunks; chunk ``c`` is a pure function of ``(seed, c)``. A checkpoint
+holds params, Adam state and the step, so ``--resume`` regenerates the current chunk and continues bitwise.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import math
+import signal
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from mazeagent.nets.actions import GROUP_MATRIX
+from mazeagent.ppo.config import PPOConfig
+
+RECIPE = "bc"  # the checkpoint's extra["recipe"]: reports name how the agent was made
+
+
+@dataclass(frozen=True)
+class BCConfig:
+    """Behaviour-cloning knobs; env and network come from the :class:`PPOConfig` beside it."""
+
+    steps: int = 20_000  # Adam steps
+    batch: int = 256
+    lr: float = 1e-3
+    max_grad_norm: float = 1.0
+    mazes_per_chunk: int = 256  # fresh mazes per chunk
+    chunk_steps: int = 16  # Adam steps per chunk (chunk = chunk_steps * batch samples)
+    checkpoint_every: int = 500
+    eval_every: int = 2_000  # steps; 0 = only at the end
+    eval_episodes: int = 128
+
+    def validate(self) -> "BCConfig":
+        errors = [f"{k} must be > 0, got {v}" for k, v in asdict(self).items()
+                  if k not in ("eval_every",) and not (v > 0)]
+        if self.eval_every < 0:
+            errors.append(f"eval_every must be >= 0, got {self.eval_every}")
+        if self.checkpoint_every > 0 and self.checkpoint_every % self.chunk_steps:
+            errors.append(f"checkpoint_every ({self.checkpoint_every}) must be a multiple of chunk_steps "
+                          f"({self.chunk_steps})")
+        if errors:
+            raise ValueError("invalid BC config: " + "; ".join(errors))
+        return self
+
+
+# ---- demonstrations ---------------------------------------------------------------------------------------------
+
+def _check_env(config: PPOConfig) -> None:
+    if config.distribution_mode != "hard":
+        raise ValueError("behaviour cloning needs hard-mode mazes (the geometry works on the 25x25 world), got "
+                         f"distribution_mode={config.distribution_mode!r}")
+
+
+def training_seeds(config: PPOConfig, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` level seeds of the config's training distribution (its seed range, mazes up to ``max_maze_size``)."""
+    from mazeagent.env.levelgen import maze_sizes, seed_range
+
+    low, high = seed_range(config.num_levels, config.start_level)
+    out: list[np.ndarray] = []
+    have = 0
+    while have < n:
+        cand = rng.integers(low, high, size=max(4 * n, 64), dtype=np.int64)
+        if config.max_maze_size is not None:
+            cand = cand[maze_sizes(cand, 25) <= config.max_maze_size]
+        out.append(cand)
+        have += len(cand)
+    return np.concatenate(out)[:n].astype(np.int32)
+
+
+@functools.lru_cache(maxsize=4)
+def _renderer(use_backgrounds: bool):
+    from mazeagent.env.render import composite_mouse, load_tables, render_static
+
+    tables = load_tables("hard")
+    return jax.jit(jax.vmap(lambda g, b, m, r: composite_mouse(render_static(g, b, tables, use_backgrounds),
+                                                                m, r, tables)))
+
+
+def demonstrations(config: PPOConfig, n_mazes: int, n_samples: int, rng: np.random.Generator
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """``n_samples`` labelled frames from ``n_mazes`` fresh training mazes: ``(obs uint8 (S,64,64,3), group (S,))``.
+
+    Each sample puts the mouse on an open square that is not the cheese (uniform per maze) with a random facing;
+    the label is the move group (0..3 = left, down, up, right) of the shortest path's first step to the cheese."""
+    from mazeagent.env.levelgen import generate_batch
+    from mazeagent.maze.geometry import next_step_towards
+
+    _check_env(config)
+    g = generate_batch(training_seeds(config, n_mazes, rng), rand_region=config.rand_region, progress=False)
+    batch = g.batch()
+    moves = next_step_towards(batch, batch.cheese)  # (B, W, W), -1 where no move (walls, the cheese)
+    maze = rng.integers(0, n_mazes, size=n_samples)
+    valid = (moves >= 0).reshape(n_mazes, -1)
+    counts = valid.sum(1)
+    # k-th open square of each chosen maze, k uniform: rank squares within their maze by a cumulative count
+    k = (rng.random(n_samples) * counts[maze]).astype(np.int64)
+    order = np.argsort(~valid, axis=1, kind="stable")  # open squares first, in row-major order
+    flat = order[maze, k]
+    W = moves.shape[-1]
+    square = np.stack([flat // W, flat % W], axis=1).astype(np.int32)
+    label = moves.reshape(n_mazes, -1)[maze, flat].astype(np.int32)
+    reflected = rng.random(n_samples) < 0.5
+    render = _renderer(bool(config.use_backgrounds))
+    obs = np.asarray(render(jnp.asarray(g.grid[maze]), jnp.asarray(g.background[maze]), jnp.asarray(square),
+                            jnp.asarray(reflected)))
+    return obs, label
+
+
+def chunk(config: PPOConfig, bc: BCConfig, index: int) -> tuple[np.ndarray, np.ndarray]:
+    """Chunk ``index`` of the run's samples, shuffled: a pure function of ``(config.seed, index)``."""
+    rng = np.random.default_rng([config.seed, index])
+    return demonstrations(config, bc.mazes_per_chunk, bc.chunk_steps * bc.batch, rng)
+
+
+# ---- learning -----------------------------------------------------------------------------------------------------
+
+def group_log_probs(logits: jax.Array) -> jax.Array:
+    """log P(move group) of 15-way logits: ``(..., 15) -> (..., 5)``, stable (log-sum-exp within each group)."""
+    mask = jnp.asarray(GROUP_MATRIX.T > 0)  # (5, 15)
+    logp = jax.nn.log_softmax(logits, axis=-1)
+    return jax.nn.logsumexp(jnp.where(mask, logp[..., None, :], -jnp.inf), axis=-1)
+
+
+def make_optimizer(bc: BCConfig) -> optax.GradientTransformation:
+    return optax.chain(optax.clip_by_global_norm(bc.max_grad_norm),
+                       optax.adam(optax.cosine_decay_schedule(bc.lr, bc.steps, alpha=0.05)))
+
+
+def make_step(net: Any, optimizer: optax.GradientTransformation):
+    """One jitted Adam step on a labelled batch; returns new params, opt state and (loss, accuracy)."""
+
+    def loss_fn(params: Any, obs: jax.Array, label: jax.Array):
+        logits, _ = net.apply(params, obs)
+        lp = group_log_probs(logits)
+        loss = -jnp.take_along_axis(lp, label[:, None], axis=1).mean()
+        return loss, (lp.argmax(-1) == label).mean()
+
+    @jax.jit
+    def step(params: Any, opt_state: Any, obs: jax.Array, label: jax.Array):
+        (loss, acc), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, obs, label)
+        updates, opt_state = optimizer.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state, loss, acc
+
+    return step
+
+
+def run(config: PPOConfig, bc: BCConfig, out_dir: str | Path, resume: bool = False, progress: bool = True) -> int:
+    """Clone into ``out_dir`` (checkpoints/ readable by every ``--checkpoint`` option, metrics.jsonl). Exit codes as
+    :func:`mazeagent.ppo.runner.run`: 0 done, 128+signum after checkpointing on SIGTERM/SIGUSR1."""
+    from tqdm import tqdm
+
+    from mazeagent.ppo.checkpoint import list_checkpoints, load_checkpoint, read_meta, save_checkpoint
+    from mazeagent.ppo.evaluate import make_evaluator
+    from mazeagent.ppo.runner import _SignalFlag, checkpoint_dir
+    from mazeagent.ppo.train import make_net
+
+    config.validate()
+    bc.validate()
+    _check_env(config)
+    out = Path(out_dir)
+    root = checkpoint_dir(out)
+    existing = list_checkpoints(root)
+    if existing and not resume:
+        raise ValueError(f"{out} already holds checkpoints (newest {existing[-1].name}); pass --resume or a new --out")
+    net = make_net(config)
+    optimizer = make_optimizer(bc)
+    key = jax.random.PRNGKey(config.seed)
+    params = net.init(key, jnp.zeros((1, 64, 64, 3), jnp.uint8))
+    state = {"params": params, "opt_state": optimizer.init(params)}
+    start = 0
+    if existing:
+        meta = read_meta(existing[-1])
+        saved = meta.get("extra", {}).get("bc")
+        if saved != asdict(bc) or meta["config"] != config.to_dict():
+            raise ValueError(f"cannot resume from {existing[-1]}: its BC or env/net settings differ from the ones "
+                             f"requested; use the same command line or a new --out")
+        ckpt = load_checkpoint(root, target=jax.eval_shape(lambda: state))
+        state, start = ckpt.state, ckpt.step
+    step = make_step(net, optimizer)
+    evaluate = make_evaluator(config, episodes=bc.eval_episodes, distributions=("train",))
+    metrics = out / "metrics.jsonl"
+    rows = [r for r in _read_rows(metrics) if r["step"] <= start] if existing else []
+    out.mkdir(parents=True, exist_ok=True)
+    metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    extra = {"recipe": RECIPE, "bc": asdict(bc),
+             "description": "behaviour cloning of shortest-path moves to the cheese (not RL)"}
+
+    def save(s: Any, n: int) -> None:
+        save_checkpoint(root, s, config, n, keep=config.keep_checkpoints, extra={**extra, "samples": n * bc.batch})
+
+    code, done = 0, start
+    with _SignalFlag() as stop, open(metrics, "a") as log, tqdm(
+            total=bc.steps, initial=start, unit="step", desc="bc", disable=not progress, file=sys.stderr) as bar:
+        data, data_index = None, -1
+        t0, n0 = time.perf_counter(), start
+        while done < bc.steps and not stop.signum:
+            c, offset = divmod(done, bc.chunk_steps)
+            if c != data_index:
+                data, data_index = chunk(config, bc, c), c
+            sl = slice(offset * bc.batch, (offset + 1) * bc.batch)
+            p, o, loss, acc = step(state["params"], state["opt_state"], data[0][sl], data[1][sl])
+            loss, acc = float(loss), float(acc)
+            if not math.isfinite(loss):
+                save(state, done)
+                print(f"mazeagent bc: step {done + 1} gave a non-finite loss; the last good state is checkpointed "
+                      f"in {root}. Lower --lr and --resume.", file=sys.stderr)
+                code = 3
+                break
+            state, done = {"params": p, "opt_state": o}, done + 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.2f}")
+            row: dict[str, Any] = {"step": done, "samples": done * bc.batch, "bc/loss": loss, "bc/accuracy": acc}
+            if done % 50 == 0:
+                row["perf/samples_per_s"] = (done - n0) * bc.batch / (time.perf_counter() - t0)
+                t0, n0 = time.perf_counter(), done
+            if done == bc.steps or (bc.eval_every and done % bc.eval_every == 0):
+                row.update(evaluate(state["params"], jax.random.fold_in(key, done)))
+                bar.write(f"step {done}: " + ", ".join(f"{k}={v:.3f}" for k, v in row.items()
+                                                       if k.startswith("eval/train")))
+            log.write(json.dumps(row) + "\n")
+            log.flush()
+            if done % bc.checkpoint_every == 0 or done == bc.steps:
+                save(state, done)
+    if code == 0 and stop.signum and done < bc.steps:
+        save(state, done)
+        print(f"mazeagent bc: got {signal.Signals(stop.signum).name}; checkpointed step {done}; rerun with "
+              f"--resume to continue.", file=sys.stderr)
+        code = 128 + stop.signum
+    return code
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:  # a line cut by a kill
+            break
+    return rows
