@@ -7,3 +7,11 @@ os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", tempfile.mkdtemp(prefix="maze
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_DATA_DIR", tempfile.mkdtemp(prefix="mazeagent-wandb-data-"))  # staged artifacts
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def pytest_report_header(config):
+    from required import SWITCH, required_coverage
+
+    state = "on: a missing procgen/torch/Slurm/browser fails the run" if required_coverage() else \
+        f"off: tests needing a missing reference are skipped (set {SWITCH}=1 to make that a failure)"
+    return f"required coverage {state}"

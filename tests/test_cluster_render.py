@@ -244,6 +244,42 @@ def _wait_ready(proc: subprocess.Popen) -> list[str]:
     raise AssertionError(f"child never started: {lines}")
 
 
+def _children(pid: int, name: str) -> list[int]:
+    """Live child processes of ``pid`` called ``name`` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, tail = stat.read_text().rsplit(")", 1)
+        except OSError:
+            continue
+        fields = tail.split()
+        if head.split("(", 1)[1] == name and int(fields[1]) == pid and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _wait_requeued(proc: subprocess.Popen, record: Path, timeout: float = 20) -> None:
+    """Until the wrapper has called ``scontrol requeue`` and sits in its wait for Slurm's TERM (a ``sleep`` child)."""
+    deadline = time.time() + timeout
+    while not (record.exists() and record.read_text().strip() and _children(proc.pid, "sleep")):
+        assert proc.poll() is None, f"wrapper exited before requeueing: {proc.communicate()[0]}"
+        assert time.time() < deadline, f"no requeue within {timeout} s"
+        time.sleep(0.02)
+
+
+def _terminate(proc: subprocess.Popen, tries: int = 10) -> str:
+    """TERM the wrapper and return its output. TERM is repeated (as a bounded retry): one that lands between the
+    sleeper's start and its trap meets the earlier, harmless trap instead."""
+    for _ in range(tries):
+        proc.send_signal(signal.SIGTERM)
+        try:
+            return proc.communicate(timeout=2)[0]
+        except subprocess.TimeoutExpired:
+            continue
+    proc.kill()
+    raise AssertionError(f"wrapper still running after {tries} TERMs: {proc.communicate()[0]}")
+
+
 @pytest.mark.parametrize("array,requeued", [(None, "77"), (("77", "1"), "77_1")])
 def test_usr1_is_forwarded_and_the_job_requeued(tmp_path, array, requeued):
     """An array task requeues itself as MASTER_TASK: its SLURM_JOB_ID may equal the master id, and requeueing that
@@ -251,9 +287,8 @@ def test_usr1_is_forwarded_and_the_job_requeued(tmp_path, array, requeued):
     proc, record = _wrapper(tmp_path, restarts=0, array=array)
     _wait_ready(proc)
     proc.send_signal(signal.SIGUSR1)  # what `scancel --signal=USR1 --batch` does to the batch shell
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGTERM)  # what Slurm does to the shell after `scontrol requeue`
-    text = proc.communicate(timeout=20)[0]
+    _wait_requeued(proc, record)
+    text = _terminate(proc)  # what Slurm does to the shell after `scontrol requeue`
     assert "checkpointed" in text and "command exited with 138" in text, text
     assert record.read_text().split() == ["requeue", requeued]
 
@@ -296,13 +331,7 @@ def test_study_plan_is_a_shard_array_plus_a_dependent_merge(tmp_path):
     ckpt = tmp_path / "agent"
     save_checkpoint(ckpt / "checkpoints", {"params": {"w": np.zeros(2, np.float32)}}, make_config("tiny"), 8)
     kw = dict(seed=3, study_args=("--greedy",), max_parallel=2)
-    try:
-        S._check_study_sharding()
-    except ValueError as e:  # the study command has not grown --shard/--merge yet: refused up front, clearly
-        assert "no --shard/--merge" in str(e)
-        with pytest.raises(ValueError, match="no --shard/--merge"):
-            S.plan_study(ckpt, 100, tmp_path / "study", 4, **kw)
-        return
+    assert S._check_study_sharding() is None  # `mazeagent study` has --shard and --merge
     plan = S.plan_study(ckpt, 100, tmp_path / "study", 4, **kw)
     shards, merge = plan.jobs
     assert "--array=0-3%2" in _sbatch_options(shards.script) and merge.after == 0
@@ -313,3 +342,29 @@ def test_study_plan_is_a_shard_array_plus_a_dependent_merge(tmp_path):
         _bash_ok(job.script, tmp_path)
     with pytest.raises(ValueError, match="--shards must be between 1 and --mazes"):
         S.plan_study(ckpt, 3, tmp_path / "study", 4)
+
+
+def test_study_plan_is_refused_clearly_without_shard_options(tmp_path, monkeypatch):
+    """A mazeagent whose `study` lacks --shard/--merge: refused up front, not as a failing array on the cluster."""
+    import argparse
+
+    import numpy as np
+
+    import mazeagent.cli
+    from mazeagent.ppo.checkpoint import save_checkpoint
+
+    def old_parser() -> argparse.ArgumentParser:
+        parser = argparse.ArgumentParser()
+        study = parser.add_subparsers(dest="command").add_parser("study")
+        study.add_argument("--checkpoint")
+        study.add_argument("--out")
+        return parser
+
+    ckpt = tmp_path / "agent"
+    save_checkpoint(ckpt / "checkpoints", {"params": {"w": np.zeros(2, np.float32)}}, make_config("tiny"), 8)
+    monkeypatch.setattr(mazeagent.cli, "build_parser", old_parser)
+    with pytest.raises(ValueError, match="no --shard/--merge"):
+        S._check_study_sharding()
+    with pytest.raises(ValueError, match="no --shard/--merge"):
+        S.plan_study(ckpt, 100, tmp_path / "study", 4)
+    assert not (tmp_path / "study").exists()

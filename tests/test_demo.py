@@ -39,3 +39,33 @@ def test_demo_plays_the_bundled_agent_and_says_so(tmp_path, capsys):
     results = json.loads((out / "results.json").read_text())
     assert results["meta"]["checkpoint"] == name
     assert "NOT the published agent" in (out / "report.md").read_text()
+    _check_episodes_replay(out / "episodes.csv")
+
+
+def _check_episodes_replay(csv) -> None:
+    """Each recorded episode, replayed move by move by an independent walker on its regenerated level, reaches
+    the cheese and the top-right corner exactly when the table says, and ends where an episode must end."""
+    import numpy as np
+    import pandas as pd
+
+    from mazeagent.env.levelgen import generate_batch
+    from mazeagent.maze.level import WALL
+    from mazewalk import first_visit, walk
+
+    eps = pd.read_csv(csv, keep_default_na=False)
+    assert len(eps) == 24
+    grid = generate_batch(eps["level_seed"].to_numpy()).grid  # the maze (walls) does not depend on the cheese rule
+    got = 0
+    for i, ep in eps.iterrows():
+        n, m = int(ep["maze_size"]), (25 - int(ep["maze_size"])) // 2
+        cheese = (int(ep["cheese_row"]) + m, int(ep["cheese_col"]) + m)
+        seen = walk(grid[i] != WALL, (m, m), str(ep["actions"]))
+        assert int(ep["t_cheese"]) == first_visit(seen, cheese), i
+        assert int(ep["t_top_right"]) == first_visit(seen, (m + n - 1, m + n - 1)), i
+        # an episode ends on the cheese, or runs to procgen's 500-step timeout
+        assert len(ep["actions"]) == (int(ep["t_cheese"]) if ep["t_cheese"] >= 0 else 500), i
+        assert bool(ep["cheese_500"]) == (ep["t_cheese"] >= 0)
+        got += ep["t_cheese"] >= 0
+    assert 0 < got  # the trained agent gets some cheese (and the check above is not vacuous)
+    assert np.array_equal(eps["neither_500"].astype(bool), ~eps["cheese_500"].astype(bool) & ~eps["top_right_500"]
+                          .astype(bool))

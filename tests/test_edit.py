@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from mazeagent.env.levelgen import generate_batch
 from mazeagent.maze import edit as E
 from mazeagent.maze.level import Level
 
@@ -99,6 +100,5 @@ def test_distribution_violations_name_each_problem():
 
 
 def test_generated_levels_are_on_distribution():
-    levelgen = pytest.importorskip("mazeagent.env.levelgen")
-    for lv in levelgen.generate_batch(np.arange(8)).levels():
+    for lv in generate_batch(np.arange(8)).levels():
         assert E.distribution_violations(lv) == [], lv.seed

@@ -12,9 +12,10 @@ from mazeagent.env import core
 from mazeagent.env.levelgen import env_seed_words, generate_batch, maze_sizes, procgen_level_seeds
 from mazeagent.env.mt19937 import np_outputs
 from mazeagent.maze.level import Level, inner_to_world, world_to_pixel_box
+from mazeagent.procgen.state import parse_state
+from required import require_module
 
-procgen = pytest.importorskip("procgen")
-from mazeagent.procgen.state import parse_state  # noqa: E402
+procgen = require_module("procgen", "real procgen is the reference for the dynamics")
 
 PARAMS = EnvParams()
 step = jax.jit(eager_step, static_argnums=3)  # one compile for the whole module

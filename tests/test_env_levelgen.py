@@ -9,9 +9,10 @@ import pytest
 from mazeagent.env import mt19937 as mt
 from mazeagent.env.levelgen import generate_batch, procgen_level_seeds
 from mazeagent.maze.level import CHEESE, SPACE, WALL, Level, margin
+from mazeagent.procgen.state import parse_state
+from required import require_module
 
-procgen = pytest.importorskip("procgen")
-from mazeagent.procgen.state import parse_state  # noqa: E402
+procgen = require_module("procgen", "real procgen is the reference for level generation")
 
 N_LEVELS = 560  # per mode; with the reset streams below: > 1,000 levels vs procgen
 
@@ -42,7 +43,8 @@ def assert_same_levels(states, ours):
 def test_levels_match_procgen(mode):
     states = procgen_levels(N_LEVELS, mode, rand_seed=2024)
     ours = generate_batch(np.array([s.level_seed for s in states]), distribution_mode=mode)
-    assert ours.grid.shape == (N_LEVELS, 25, 25) if mode == "hard" else (N_LEVELS, 15, 15)
+    W = 25 if mode == "hard" else 15
+    assert ours.grid.shape == (N_LEVELS, W, W)
     assert_same_levels(states, ours)
     assert len(set(ours.size.tolist())) > 5  # many maze sizes were covered
 

@@ -102,11 +102,16 @@ def test_threshold_verdict_boundaries(ci, expected):
     assert verdicts.below_verdict(ci, 0.30) == expected
 
 
-@pytest.mark.parametrize("ci,expected", [
-    ((-0.2, -0.001), CONTRADICTED), ((-0.019, 0.019), SUPPORTED), ((-0.02, 0.01), INCONCLUSIVE),
-    ((-0.01, 0.02), INCONCLUSIVE), ((-0.01, 0.2), INCONCLUSIVE)])
-def test_artifact_verdict_boundaries(ci, expected):
-    assert verdicts.artifact_verdict(ci) == expected
+@pytest.mark.parametrize("ci,baseline,expected", [
+    ((-0.2, -0.001), 0.5, CONTRADICTED), ((-0.019, 0.019), 0.5, SUPPORTED), ((-0.05, 0.01), 0.5, INCONCLUSIVE),
+    ((-0.01, 0.2), 0.5, INCONCLUSIVE),
+    # the margin is 10% of the unedited P(cheese move); a fixed ±0.02 got both of these wrong
+    ((-0.015, 0.015), 0.05, INCONCLUSIVE), ((-0.05, 0.05), 0.9, SUPPORTED)])
+def test_artifact_verdict_margin_is_relative_to_the_baseline(ci, baseline, expected):
+    assert verdicts.artifact_verdict(ci, baseline) == expected
+    assert verdicts.artifact_verdict((math.nan, math.nan), baseline) == INCONCLUSIVE
+    with pytest.raises(ValueError):
+        verdicts.artifact_verdict(ci, 1.5)
 
 
 def test_brier_scores_only_resolved_credences():
@@ -141,8 +146,6 @@ def test_batched_l1_fit_is_liblinears_estimator():
     """Same optimum as sklearn's liblinear (run to a tight tolerance) for splits and count-weighted resamples."""
     import warnings
 
-    from sklearn.linear_model import LogisticRegression
-
     from experiments.l1logit import fit_l1_logistic
 
     rng = np.random.default_rng(3)
@@ -161,7 +164,7 @@ def test_batched_l1_fit_is_liblinears_estimator():
             rows = np.repeat(np.arange(n), W[b].astype(int))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                ref = LogisticRegression(penalty="l1", solver="liblinear", C=C, tol=1e-10, max_iter=100_000)
+                ref = stats.liblinear_l1(C, tol=1e-10, max_iter=100_000)
                 ref.fit(X[rows], y[rows])
             np.testing.assert_allclose(coef[b], ref.coef_[0], atol=2e-5)
             assert icpt[b] == pytest.approx(ref.intercept_[0], abs=2e-5)
@@ -185,4 +188,47 @@ def test_exactly_collinear_factor_is_excluded_and_reported():
     assert math.isnan(r.coef["f4"]) and all(math.isnan(v) for v in r.coef_ci["f4"])
     assert r.coef["f2"] > 0 and r.coef_ci["f2"][0] > 0  # the planted effect, identifiable once f4 is out
     d = stats.drop_one(X, y, names, FAST, full=r)
-    assert d["f4"]["delta"] == 0.0 and "f2, f6" in d["f4"]["excluded"] and math.isfinite(d["other"]["delta"])
+    assert "f2, f6" in d["f4"]["excluded"] and "delta" not in d["f4"] and math.isfinite(d["other"]["delta"])
+
+
+def test_drop_one_never_brings_an_excluded_column_back():
+    """Dropping f2 from a fit that excluded f4 = f2 + f6 must not refit on f4: that restores f2 (Δacc ≈ 0)."""
+    rng = np.random.default_rng(5)
+    n = 1500
+    a, b, c = rng.normal(size=(3, n))
+    X = np.column_stack([a, b, a + b, c])
+    names = ["f2", "f6", "f4", "other"]
+    y = rng.random(n) < 1 / (1 + np.exp(-2.0 * a))
+    full = stats.logistic_splits(X, y, names, FAST)
+    d = stats.drop_one(X, y, names, FAST, full=full)
+    assert d["f2"]["delta"] > 0.1 and d["f2"]["delta_ci"][0] > 0
+    assert abs(d["other"]["delta"]) < 0.02
+
+
+def test_liblinear_solver_option_agrees_with_the_batched_solver():
+    X, y = synthetic(n=800)
+    names = ["a", "b", "c", "d"]
+    cfg = stats.StatsConfig(n_splits=6, n_boot=12, seed=1)
+    fast = stats.logistic_splits(X, y, names, cfg)
+    slow = stats.logistic_splits(X, y, names, stats.StatsConfig(n_splits=6, n_boot=12, seed=1, solver="liblinear"))
+    for n in names:
+        assert slow.coef[n] == pytest.approx(fast.coef[n], abs=0.02)
+        np.testing.assert_allclose(slow.coef_ci[n], fast.coef_ci[n], atol=0.05)
+        assert verdicts.sign_verdict(slow.coef_ci[n]) == verdicts.sign_verdict(fast.coef_ci[n])
+    assert slow.accuracy == pytest.approx(fast.accuracy, abs=0.01)
+    with pytest.raises(ValueError, match="solver"):
+        stats.StatsConfig(solver="newton")
+
+
+def test_clustered_interval_counts_mazes_not_squares():
+    """50 mazes of 40 squares, all conforming or none: the squares are one draw per maze, so the interval must be
+    as wide as for 50 coin flips, not 2,000 (a Wilson interval over squares is ~6x too narrow)."""
+    rng = np.random.default_rng(0)
+    per_maze = rng.random(50) < 0.6
+    success, clusters = np.repeat(per_maze, 40), np.repeat(np.arange(50), 40)
+    r = stats.clustered_proportion(success, clusters, n_boot=1000, seed=0)
+    wilson = stats.wilson_ci(int(success.sum()), success.size)
+    assert r["n"] == 2000 and r["clusters"] == 50 and r["rate"] == pytest.approx(per_maze.mean())
+    assert r["ci"][0] < r["rate"] < r["ci"][1]
+    assert (r["ci"][1] - r["ci"][0]) > 4 * (wilson[1] - wilson[0])
+    assert math.isnan(stats.clustered_proportion(np.zeros(0), np.zeros(0))["rate"])

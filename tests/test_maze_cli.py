@@ -6,11 +6,11 @@ import pytest
 from PIL import Image
 
 from mazeagent.cli import main
+from mazeagent.env import levelgen
 from mazeagent.maze import geometry as G
 from mazeagent.maze.cli import parse_seeds
-from mazeagent.maze.level import LevelBatch
-
-levelgen = pytest.importorskip("mazeagent.env.levelgen")
+from mazeagent.maze.level import WALL, LevelBatch
+from mazewalk import distances
 
 
 def test_show_marks_the_landmarks_and_writes_a_png(capsys, tmp_path):
@@ -62,10 +62,35 @@ def test_stats_json_lines_match_the_geometry(capsys):
     assert any(r["decision_square_row"] is None for r in rows)  # NaN is written as JSON null
 
 
+def _walked_steps(seeds) -> list[dict[str, int]]:
+    """Mouse-cheese, mouse-corner and cheese-corner step counts by a plain breadth-first walk (tests/mazewalk.py)."""
+    g = levelgen.generate_batch(np.asarray(seeds))
+    out = []
+    for i in range(len(g)):
+        open_, corner = g.grid[i] != WALL, (12 + int(g.size[i]) // 2,) * 2  # world square of inner (n-1, n-1)
+        mouse, cheese = tuple(int(v) for v in g.mouse[i]), tuple(int(v) for v in g.cheese[i])
+        from_mouse = distances(open_, mouse)
+        out.append({"steps_mouse_cheese": from_mouse[cheese], "steps_mouse_top_right": from_mouse[corner],
+                    "steps_cheese_top_right": distances(open_, cheese)[corner]})
+    return out
+
+
+def test_stats_step_counts_match_an_independent_walk(capsys):
+    assert main(["maze", "stats", "--seeds", "0:12", "--json"]) == 0
+    rows = [json.loads(ln) for ln in capsys.readouterr().out.splitlines()]
+    walked = _walked_steps(range(12))
+    assert [{k: r[k] for k in walked[0]} for r in rows] == walked
+    assert len({w["steps_mouse_cheese"] for w in walked}) > 3  # not one value for all
+
+
 def test_stats_summary_table(capsys):
     assert main(["maze", "stats", "--seeds", "0,1,2"]) == 0
     out = capsys.readouterr().out
     assert "3 levels (stock)" in out and "euclid_cheese_top_right (F3)" in out
+    lines = {ln.split()[0]: ln.split()[1:] for ln in out.splitlines()[2:] if ln.strip()}
+    for key in ("steps_mouse_cheese", "steps_mouse_top_right"):  # defined, mean, min, max of the walked counts
+        v = [w[key] for w in _walked_steps([0, 1, 2])]
+        assert lines[key] == ["3", f"{np.mean(v):.3f}", f"{min(v):.2f}", f"{max(v):.2f}"], key
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -115,7 +115,7 @@ def test_identity_hooks_change_nothing(small, obs):
     net, params = small
     ref = jax.jit(net.apply)(params, obs)
     out = jax.jit(lambda p, o: run_with_hooks(net, p, o, {n: (lambda x: x) for n in HOOK_NAMES}))(params, obs)
-    for a, b in zip(ref, out):
+    for a, b in zip(ref, out, strict=True):
         np.testing.assert_array_equal(a, b)
 
 

@@ -20,6 +20,7 @@ from flax import struct
 from mazeagent.ppo.checkpoint import list_checkpoints, load_checkpoint, resolve, save_checkpoint
 from mazeagent.ppo.config import preset
 from mazeagent.ppo.logging import RunLogger, read_metrics, read_wandb_file, read_wandb_history
+from mazeagent.ppo.runner import READY_FILE
 
 CFG = preset("tiny")
 
@@ -50,7 +51,7 @@ def test_checkpoint_round_trip_is_bitwise(tmp_path):
     assert path.name == "step_00000012" and not list(tmp_path.glob(".tmp-*"))
     ck = load_checkpoint(tmp_path, target=jax.eval_shape(lambda: s))
     assert ck.step == 12 and ck.config == CFG and ck.meta["extra"] == {"env_steps": 99}
-    for a, b in zip(jax.tree_util.tree_leaves(ck.state), jax.tree_util.tree_leaves(s)):
+    for a, b in zip(jax.tree_util.tree_leaves(ck.state), jax.tree_util.tree_leaves(s), strict=True):
         assert a.dtype == b.dtype and np.array_equal(np.asarray(a), np.asarray(b))
     assert isinstance(ck.state, _State) and isinstance(ck.state.opt[0], _Adam)
     plain = load_checkpoint(tmp_path).state  # no target: nested dicts, params where load_policy looks
@@ -157,23 +158,47 @@ def _train_cmd(out: Path, resume: bool = False) -> list[str]:
 
 
 def _env(cache: Path) -> dict[str, str]:
-    # a compilation cache private to this test, so the five processes compile the update once
+    # a compilation cache private to this test, so the four processes compile the update once
     return {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(cache), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
             "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0", "WANDB_SILENT": "true"}
 
 
-def _kill_after(out: Path, env: dict, rows: int, sig: int) -> int:
-    """Start training, wait until ``rows`` updates are logged, send ``sig``; return the exit code."""
-    proc = subprocess.Popen(_train_cmd(out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 1500
-    while len(read_metrics(out)) < rows and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert proc.poll() is None, f"finished before the kill: {proc.stderr.read()[-2000:]}"
+READY_TIMEOUT = 900  # s: process start, imports and (cold) compiles on a loaded 2-core machine
+
+
+def _start(out: Path, env: dict, resume: bool = False) -> tuple[subprocess.Popen, Path]:
+    """A training process; stderr goes to a file (a pipe nobody reads could fill up and stall it)."""
+    err = out.parent / f"{out.name}-{time.monotonic_ns()}.err"
+    out.mkdir(parents=True, exist_ok=True)
+    with open(err, "w") as f:
+        proc = subprocess.Popen(_train_cmd(out, resume), env=env, stdout=subprocess.DEVNULL, stderr=f, text=True)
+    return proc, err
+
+
+def _wait_ready(proc: subprocess.Popen, out: Path, err: Path) -> dict:
+    """The trainer's READY record for *this* process (a resumed run's predecessor left its own), within a bound."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            info = json.loads((out / READY_FILE).read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            info = None
+        if info and info["pid"] == proc.pid:
+            return info
+        assert proc.poll() is None, f"exited with {proc.returncode} before it was ready:\n{err.read_text()[-2000:]}"
+        time.sleep(0.02)
+    proc.kill()
+    raise AssertionError(f"not ready after {READY_TIMEOUT} s:\n{err.read_text()[-2000:]}")
+
+
+def _interrupt(proc: subprocess.Popen, out: Path, err: Path, sig: int) -> dict:
+    """Send ``sig`` as soon as the trainer is ready, i.e. before or during its first update: the whole run (updates,
+    final evaluation, media) is still ahead, so the signal cannot arrive after it finished."""
+    info = _wait_ready(proc, out, err)
+    assert proc.poll() is None, f"finished before the signal: {err.read_text()[-2000:]}"
     proc.send_signal(sig)
-    _, err = proc.communicate(timeout=120)
-    if sig == signal.SIGTERM:
-        assert "got SIGTERM; checkpointed update" in err, err[-2000:]
-    return proc.returncode
+    proc.wait(timeout=300)
+    return info
 
 
 def _final_params(out: Path):
@@ -184,6 +209,8 @@ def _final_params(out: Path):
 
 @pytest.mark.slow
 def test_sigterm_and_sigkill_then_resume_match_an_uninterrupted_run(tmp_path):
+    """One run is stopped twice: SIGTERM on the fresh run (it checkpoints and exits 143), then SIGKILL on its resumed
+    continuation (no warning at all), then a second resume finishes. The result is bitwise the uninterrupted run."""
     env = _env(tmp_path / "jax-cache")
     ref = tmp_path / "ref"
     res = subprocess.run(_train_cmd(ref), env=env, capture_output=True, text=True, timeout=1500)
@@ -193,25 +220,34 @@ def test_sigterm_and_sigkill_then_resume_match_an_uninterrupted_run(tmp_path):
     batch = RUN.batch_size
     assert [r["step"] for r in ref_rows] == [batch * (i + 1) for i in range(N_UPDATES)]
 
-    rng = np.random.default_rng(0)  # "a random update", reproducibly
-    for sig, want_rc in ((signal.SIGTERM, 128 + signal.SIGTERM), (signal.SIGKILL, -signal.SIGKILL)):
-        out = tmp_path / signal.Signals(sig).name
-        assert _kill_after(out, env, int(rng.integers(1, N_UPDATES - 1)), sig) == want_rc  # 1 or 2 rows
-        res = subprocess.run(_train_cmd(out, resume=True), env=env, capture_output=True, text=True, timeout=1500)
-        assert res.returncode == 0, res.stderr[-3000:]
-        leaves, state = _final_params(out)
-        for a, b in zip(leaves, ref_leaves):
-            assert np.array_equal(a, b), f"{sig!r}: parameters differ from the uninterrupted run"
-        for a, b in zip(jax.tree_util.tree_leaves(state), jax.tree_util.tree_leaves(ref_state)):
-            assert np.array_equal(a, b)  # optimizer, env, normalisation, RNG: the whole state
-        rows = read_metrics(out)
-        assert [r["step"] for r in rows] == [r["step"] for r in ref_rows]  # no gaps, no duplicates
-        for r, rr in zip(rows, ref_rows):
-            assert {k: v for k, v in r.items() if not k.startswith("perf/")} == \
-                   {k: v for k, v in rr.items() if not k.startswith("perf/")}
-        steps = [h["_step"] for h in read_wandb_history(out)]
-        assert sorted(steps) == [r["step"] for r in ref_rows], f"{sig!r}: wandb steps {sorted(steps)}"
-        assert len(list((out / "wandb").glob("offline-run-*"))) == 2  # one run id, two segments
+    out = tmp_path / "run"
+    proc, err = _start(out, env)
+    assert _interrupt(proc, out, err, signal.SIGTERM)["update"] == 0
+    text = err.read_text()
+    assert proc.returncode == 128 + signal.SIGTERM and "got SIGTERM; checkpointed update" in text, text[-2000:]
+    stopped_at = int(text.split("checkpointed update ")[1].split()[0])
+    assert 0 <= stopped_at < N_UPDATES and list_checkpoints(out / "checkpoints")[-1].name == f"step_{stopped_at:08d}"
+
+    proc, err = _start(out, env, resume=True)
+    assert _interrupt(proc, out, err, signal.SIGKILL)["update"] == stopped_at  # resumed where SIGTERM left it
+    assert proc.returncode == -signal.SIGKILL
+
+    res = subprocess.run(_train_cmd(out, resume=True), env=env, capture_output=True, text=True, timeout=1500)
+    assert res.returncode == 0, res.stderr[-3000:]
+    leaves, state = _final_params(out)
+    for a, b in zip(leaves, ref_leaves, strict=True):
+        assert np.array_equal(a, b), "parameters differ from the uninterrupted run"
+    for a, b in zip(jax.tree_util.tree_leaves(state), jax.tree_util.tree_leaves(ref_state), strict=True):
+        assert np.array_equal(a, b)  # optimizer, env, normalisation, RNG: the whole state
+    rows = read_metrics(out)
+    assert [r["step"] for r in rows] == [r["step"] for r in ref_rows]  # no gaps, no duplicates
+    for r, rr in zip(rows, ref_rows, strict=True):
+        assert {k: v for k, v in r.items() if not k.startswith("perf/")} == \
+               {k: v for k, v in rr.items() if not k.startswith("perf/")}
+    steps = [h["_step"] for h in read_wandb_history(out)]
+    assert sorted(steps) == [r["step"] for r in ref_rows], f"wandb steps {sorted(steps)}"
+    segments = sorted((out / "wandb").glob("offline-run-*"))
+    assert len(segments) == 3 and len({s.name.rsplit("-", 1)[1] for s in segments}) == 1, segments  # one run id
 
 
 @pytest.mark.slow

@@ -10,8 +10,9 @@ import pytest
 from mazeagent.maze.level import Level, inner_to_world, world_to_pixel_box
 from mazeagent.maze import edit
 from mazeagent.procgen import InvalidStateError, ProcgenMaze
+from required import require_module
 
-pytest.importorskip("procgen")
+require_module("procgen", "the procgen backend drives real procgen")
 
 NOOP, LEFT, DOWN, UP, RIGHT = 4, 1, 3, 5, 7
 SEED = 2024

@@ -19,6 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mazeagent.ppo.runner import READY_FILE
+from required import require
+
 pytestmark = pytest.mark.slurm
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,8 +46,7 @@ def _controller_up() -> str | None:
 
 
 _WHY = _controller_up()
-if _WHY:
-    pytest.skip(_WHY, allow_module_level=True)
+require(_WHY is None, f"Slurm: {_WHY}")
 
 
 def _cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -108,12 +110,12 @@ def jobs(tmp_path_factory):
     p = _cli("submit", "sweep", *TRAIN, "--grid", "checkpoint_every=2,3", "--max-parallel", "1", "--out", str(sweep))
     (sweep_id,) = _job_ids(p.stdout)
     runs = [sweep / "000-checkpoint_every_2", sweep / "001-checkpoint_every_3"]
-    # A metrics row means the trainer's signal handler is installed; the run has many updates left.
+    # READY: the trainer's handlers are installed and it is about to run its first update, so the whole run is
+    # still ahead (the wrapper's USR1 trap was set before the trainer started)
     deadline = time.time() + JOB_TIMEOUT
-    metrics = runs[1] / "metrics.jsonl"
-    while not (metrics.exists() and metrics.read_text().count("\n") >= 1):
+    while not (runs[1] / READY_FILE).exists():
         assert time.time() < deadline and _in_queue(sweep_id), f"task 1 never started training\n{_logs(sweep)}"
-        time.sleep(0.1)
+        time.sleep(0.05)
     subprocess.run(["scancel", "--signal=USR1", "--batch", f"{sweep_id}_1"], check=True, timeout=30)
     _wait([sweep_id])
     return {"sweep": sweep, "sweep_id": sweep_id, "runs": runs}
@@ -128,7 +130,7 @@ def test_training_array_tasks_complete_with_checkpoint_and_wandb(jobs):
     assert all(t["JobState"] == "COMPLETED" and t["ExitCode"] == "0:0" for t in tasks), _logs(jobs["sweep"])
     # requeueing task 1 must not rerun the finished task 0 (task 1's job id is the array's master id)
     assert [t["Restarts"] for t in sorted(tasks, key=lambda t: t["ArrayTaskId"])] == ["0", "1"], tasks
-    for every, run in zip((2, 3), jobs["runs"]):
+    for every, run in zip((2, 3), jobs["runs"], strict=True):
         _net, _params_, config = load_policy(run)
         assert config.checkpoint_every == every and config.wandb_mode == "offline"
         steps = [config.batch_size * (u + 1) for u in range(config.num_updates)]
@@ -199,8 +201,6 @@ STUDY_SMALL = ["--f11-mazes", "4", "--conformity-mazes", "2", "--splits", "5", "
 
 
 def test_sharded_study_equals_one_process(jobs, tmp_path):
-    if "--shard" not in _cli("study", "--help").stdout:
-        pytest.skip("`mazeagent study` has no --shard/--merge yet (requested from the study owner in issue 9)")
     ckpt = jobs["runs"][0]
     single, sharded = tmp_path / "single", tmp_path / "sharded"
     # the single-process reference first: it also fills the JAX cache that the shards then load from

@@ -20,8 +20,9 @@ from mazeagent.nets.torch_io import (CheckpointError, export_torch, import_torch
                                      torch_state_dict_to_params)
 from mazeagent.nets.torch_pickle import read_torch_file, write_torch_file
 from test_nets import maze_observations
+from required import require_module
 
-torch = pytest.importorskip("torch")
+torch = require_module("torch", "torch checkpoints are checked against a reference PyTorch policy")
 from torch_reference import random_policy, run_with_labels  # noqa: E402  (needs torch)
 
 
