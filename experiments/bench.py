@@ -57,5 +57,5 @@ def bench_factors(rows: int = 5000, n_splits: int = 50, n_boot: int = 100, seed:
         sec = behaviour.factors(df, rep, cfg)
         seconds = time.perf_counter() - t0
     return {"seconds": seconds, "rows_factor_subset": sec.results["n"], "rows_all": len(df), "n_splits": n_splits,
-            "n_boot": n_boot, "seed": seed, "excluded": sec.results.get("excluded", {}),
+            "n_boot": n_boot, "seed": seed, "left_out_per_fit": list(sec.results.get("fits", {})),
             "scorecard": {r["id"]: r["verdict"] for r in rep.rows}}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from experiments.sizes import add_size_option
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("study", help="behaviour study and prediction scorecard of a checkpoint",
@@ -14,7 +16,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="report directory")
     _common(p, mazes=10_000)
     p.add_argument("--f11-mazes", type=int, default=200, help="mazes for the F11 hand-edit test (default 200)")
-    p.add_argument("--conformity-mazes", type=int, default=100, help="mazes for U1-U3 (default 100)")
+    p.add_argument("--conformity-mazes", type=int, default=100,
+                   help="mazes whose every square is scored for U2/U3 (default 100); U1 uses every decision square")
+    p.add_argument("--unseen-mazes", type=int, default=1000,
+                   help="mazes larger than --max-maze-size, played and reported apart (default 1000)")
     p.add_argument("--splits", type=int, default=50, help="80/20 splits per regression (default 50)")
     p.add_argument("--boot", type=int, default=100, help="bootstrap refits per coefficient CI (default 100)")
     split = p.add_mutually_exclusive_group()
@@ -94,20 +99,27 @@ def _common(p: argparse.ArgumentParser, mazes: int | None) -> None:
     p.add_argument("--mazes", type=int, default=mazes, help=f"number of mazes (default {mazes or 'the demo size'})")
     p.add_argument("--seed", type=int, default=0, help="seed for mazes, sampling and resampling (default 0)")
     p.add_argument("--greedy", action="store_true", help="argmax actions instead of sampling")
+    add_size_option(p)
     p.add_argument("--wandb", default="offline", choices=("offline", "online", "disabled"),
                    help="wandb mode (default offline, written under --out)")
+    from experiments.stats import SOLVERS
+
+    p.add_argument("--solver", default=SOLVERS[0], choices=SOLVERS,
+                   help="regression solver: batched (default) or sklearn's liblinear, one fit at a time (slow)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def _study(args: argparse.Namespace) -> int:
     from experiments.rollouts import NetPolicy
+    from experiments.sizes import resolve_max_size
     from experiments.study import StudyConfig, run_study
 
-    cfg = StudyConfig(mazes=args.mazes, seed=args.seed, greedy=args.greedy, f11_mazes=args.f11_mazes,
-                      conformity_mazes=args.conformity_mazes, n_splits=args.splits, n_boot=args.boot,
-                      wandb=args.wandb)
     if not Path(args.checkpoint).exists():
         raise ValueError(f"checkpoint {args.checkpoint} does not exist")
+    cfg = StudyConfig(mazes=args.mazes, seed=args.seed, greedy=args.greedy, f11_mazes=args.f11_mazes,
+                      conformity_mazes=args.conformity_mazes, n_splits=args.splits, n_boot=args.boot,
+                      wandb=args.wandb, unseen_mazes=args.unseen_mazes, solver=args.solver,
+                      max_maze_size=resolve_max_size(args.max_maze_size, args.checkpoint))
     progress = not args.no_progress
     if args.shard is not None:
         from experiments.shards import parse_shard
@@ -135,10 +147,12 @@ def _study(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from experiments.study import DEMO, demo_policy, run_study
+    from experiments.sizes import resolve_max_size
+    from experiments.study import DEMO, bundled_checkpoint, demo_policy, run_study
 
     out = Path(args.out)
-    cfg = replace(DEMO, seed=args.seed, greedy=args.greedy, wandb=args.wandb,
+    cfg = replace(DEMO, seed=args.seed, greedy=args.greedy, wandb=args.wandb, solver=args.solver,
+                  max_maze_size=resolve_max_size(args.max_maze_size, bundled_checkpoint()),
                   **({"mazes": args.mazes} if args.mazes else {}))
     policy, name = demo_policy(out, args.seed, train=args.train, progress=not args.no_progress)
     _done(run_study(policy, out, cfg, checkpoint=name, progress=not args.no_progress))

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from experiments import stats
-from experiments.report import Report, Section, fmt
+from experiments import published, stats
+from experiments.report import Report, Section, fmt, pyplot
 from experiments.rollouts import Mazes, evaluate, grouped_probs
 
 
@@ -62,11 +62,9 @@ def section(policy, mazes: Mazes, df, rep: Report, key, horizon: int = 256) -> S
               caption=f"First move at the decision square, {len(idx)} mazes (bootstrap CIs)")
     sec.text(f"Mean P(cheese move) in mazes where the episode reached the cheese within {horizon} steps: "
              f"{fmt(res['mean_p_cheese_if_got_cheese'])}; where it did not: {fmt(res['mean_p_cheese_if_not'])}.")
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    published.compare(sec, rep.meta, [("decision_p_cheese", res["p_cheese"]["median"],
+                                       f"{len(idx)} mazes with a decision square and the cheese off the 5×5 region")])
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.5))
     ax.hist([d["p_cheese"], d["p_top_right"], d["p_other"]], bins=20, range=(0, 1),
             label=["P(cheese)", "P(top-right)", "P(other)"])

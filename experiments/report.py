@@ -38,6 +38,16 @@ def fmt(x: Any, digits: int = 3) -> str:
     return str(x)
 
 
+def pyplot() -> Any:
+    """matplotlib.pyplot on the file-only Agg backend (studies run headless)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 @dataclass
 class Table:
     headers: list[str]
@@ -120,16 +130,49 @@ class Report:
     def results(self) -> dict:
         rows = self.scorecard()
         return _jsonable({"title": self.title, "meta": self.meta, "scorecard": rows,
-                          "brier": verdicts.brier_summary(rows),
+                          "brier": verdicts.brier_summary(rows), "calibration": verdicts.calibration(rows),
                           "sections": {s.id: s.results for s in self.sections}})
 
     # ------------------------------------------------------------------------------------------------ writers
 
     def _scorecard_table(self, results: dict) -> Table:
-        rows = [[r["id"], r["question"], r["answer"], fmt(r["credence"], 2), r["measured"], fmt(r["value"]),
-                 fmt(r["ci"]), r["verdict"], fmt(r["brier"])] for r in results["scorecard"]]
-        return Table(["ID", "Question", "Forecast", "Credence", "Measured", "Value", "95% CI", "Verdict", "Brier"],
-                     rows)
+        """The scorecard at a glance: one short line per prediction (the long texts are in :meth:`_questions_table`)."""
+        rows = [[r["id"], r.get("short") or r["question"], fmt(r["credence"], 2), _measured(r),
+                 r.get("published") or "—", r["verdict"], fmt(r["brier"])] for r in results["scorecard"]]
+        return Table(["ID", "Claim", "Credence", "Measured [95% CI]", "Published", "Verdict", "Brier"], rows)
+
+    def _questions_table(self, results: dict) -> Table:
+        rows = [[r["id"], r["question"], r["answer"], r["measured"], r.get("published_source") or "—"]
+                for r in results["scorecard"]]
+        return Table(["ID", "Question", "Forecast", "What we measured", "Published in"], rows)
+
+    def _calibration_figure(self, cal: dict) -> Figure | None:
+        """Credences against resolved outcomes (jittered points; per-bin share supported with Wilson CIs)."""
+        if not cal["points"]:
+            return None
+        plt = pyplot()
+        fig, ax = plt.subplots(figsize=(5.5, 4.5))
+        ax.plot([0, 1], [0, 1], ls=":", c="gray", label="perfect calibration")
+        jitter = np.random.default_rng(0).uniform(-0.04, 0.04, len(cal["points"]))
+        xs = [p["credence"] for p in cal["points"]]
+        ys = np.array([p["outcome"] for p in cal["points"]]) + jitter
+        ax.scatter(xs, ys, s=18, alpha=0.6, label="resolved predictions")
+        for p, y in zip(cal["points"], ys):
+            ax.annotate(p["id"], (p["credence"], y), fontsize=6, xytext=(3, 0), textcoords="offset points")
+        if cal["bins"]:
+            b = cal["bins"]
+            ax.errorbar([v["mean_credence"] for v in b], [v["rate"] for v in b], fmt="s-", c="C3", capsize=3,
+                        yerr=np.abs(np.array([v["ci"] for v in b]).T - [v["rate"] for v in b]),
+                        label="share supported per credence bin")
+        ax.set_xlim(-0.02, 1.02), ax.set_ylim(-0.1, 1.1)
+        ax.set_xlabel("forecaster's credence"), ax.set_ylabel("outcome (1 = supported)")
+        ax.legend(fontsize=7, loc="upper left")
+        caption = "Calibration: credences against the resolved outcomes (inconclusive and unmeasured rows left out)"
+        path, rel = self.figure_path("calibration")
+        fig.tight_layout()
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        return Figure(rel, caption)
 
     def write(self, wandb_mode: str = "disabled") -> dict[str, Path]:
         """Write results.json, report.md and index.html (figures are saved by the sections); log to wandb."""
@@ -137,23 +180,42 @@ class Report:
         paths = {"results": self.out_dir / "results.json", "markdown": self.out_dir / "report.md",
                  "html": self.out_dir / "index.html"}
         paths["results"].write_text(json.dumps(res, indent=1, allow_nan=False))
-        score = self._scorecard_table(res)
         brier = res["brier"]
-        brier_text = (f"Mean Brier score of the resolved credences: {fmt(brier['mean'])} over {fmt(brier['n_resolved'])}"
-                      f" of {fmt(brier['n_with_credence'])} predictions with a credence.")
-        meta_rows = [[k, fmt(v)] for k, v in flatten_items(res["meta"])]
-        paths["markdown"].write_text(_markdown(self.title, meta_rows, score, brier_text, self.sections))
-        paths["html"].write_text(_html(self.title, meta_rows, score, brier_text, self.sections))
+        top = Top(score=self._scorecard_table(res), questions=self._questions_table(res),
+                  meta=Table(["Setting", "Value"], [[k, fmt(v)] for k, v in flatten_items(res["meta"])]),
+                  brier=(f"Mean Brier score of the resolved credences: {fmt(brier['mean'])} over "
+                         f"{fmt(brier['n_resolved'])} of {fmt(brier['n_with_credence'])} predictions with a credence."),
+                  calibration=self._calibration_figure(res["calibration"]))
+        paths["markdown"].write_text(_markdown(self.title, top, self.sections))
+        paths["html"].write_text(_html(self.title, top, self.sections))
         if wandb_mode != "disabled":
             log_wandb(self, res, wandb_mode)
         return paths
+
+
+@dataclass
+class Top:
+    """What the report shows before its sections (the questions fold away below the scorecard)."""
+
+    score: Table
+    questions: Table
+    meta: Table
+    brier: str
+    calibration: Figure | None
+
+
+def _measured(row: dict) -> str:
+    """Value and CI in one cell."""
+    if row["value"] is None:
+        return "—"
+    return fmt(row["value"]) + (f" {fmt(row['ci'])}" if row.get("ci") is not None else "")
 
 
 def _cell(v: Any) -> str:
     return v if isinstance(v, str) else fmt(v)
 
 
-def _markdown(title: str, meta: list, score: Table, brier_text: str, sections: list[Section]) -> str:
+def _markdown(title: str, top: Top, sections: list[Section]) -> str:
     def table(t: Table) -> list[str]:
         out = [f"*{t.caption}*", ""] if t.caption else []
         out.append("| " + " | ".join(t.headers) + " |")
@@ -161,17 +223,24 @@ def _markdown(title: str, meta: list, score: Table, brier_text: str, sections: l
         out += ["| " + " | ".join(_cell(c).replace("|", "\\|") for c in row) + " |" for row in t.rows]
         return out + [""]
 
-    lines = [f"# {title}", ""] + table(Table(["Setting", "Value"], meta))
-    lines += ["## Prediction scorecard", ""] + table(score) + [brier_text, ""]
+    def figure(b: Figure) -> list[str]:
+        return [f"![{b.caption}]({b.path})", "", f"*{b.caption}*", ""]
+
+    lines = [f"# {title}", "", "## Prediction scorecard", ""] + table(top.score) + [
+        top.brier, "", "The full questions, forecasts and what we measured are under "
+        "[Prediction questions](#prediction-questions) at the end.", ""]
+    lines += figure(top.calibration) if top.calibration else []
+    lines += ["## Settings", ""] + table(top.meta)
     for s in sections:
         lines += [f"## {s.title}", ""]
         for b in s.blocks:
             if isinstance(b, Table):
                 lines += table(b)
             elif isinstance(b, Figure):
-                lines += [f"![{b.caption}]({b.path})", "", f"*{b.caption}*", ""]
+                lines += figure(b)
             else:
                 lines += [b, ""]
+    lines += ["## Prediction questions", ""] + table(top.questions)
     return "\n".join(lines)
 
 
@@ -179,36 +248,45 @@ _CSS = ("body{font-family:system-ui,sans-serif;max-width:1200px;margin:2em auto;
         "table{border-collapse:collapse;margin:1em 0;font-size:90%}td,th{border:1px solid #ccc;padding:3px 7px;"
         "vertical-align:top}th{background:#f3f3f3}img{max-width:100%;border:1px solid #ddd}"
         ".supported{background:#dff5df}.contradicted{background:#f9dede}.inconclusive{background:#fff6d6}"
+        ".not-demonstrated{background:#ececec}details{margin:.5em 0 1.5em}summary{cursor:pointer;font-weight:600}"
         "figcaption{font-style:italic;margin-bottom:1.5em}")
 
 
-def _html(title: str, meta: list, score: Table, brier_text: str, sections: list[Section]) -> str:
+_ROW_CLASSES = (verdicts.SUPPORTED, verdicts.CONTRADICTED, verdicts.INCONCLUSIVE, verdicts.NOT_DEMONSTRATED)
+
+
+def _html(title: str, top: Top, sections: list[Section]) -> str:
     e = html.escape
 
     def table(t: Table) -> str:
         head = "".join(f"<th>{e(h)}</th>" for h in t.headers)
         body = []
         for row in t.rows:
-            cls = next((c for c in row if isinstance(c, str) and c in
-                        (verdicts.SUPPORTED, verdicts.CONTRADICTED, verdicts.INCONCLUSIVE)), "")
+            cls = next((c for c in row if isinstance(c, str) and c in _ROW_CLASSES), "").replace(" ", "-")
             cells = "".join(f"<td>{e(_cell(c))}</td>" for c in row)
             body.append(f'<tr class="{cls}">{cells}</tr>')
         cap = f"<caption>{e(t.caption)}</caption>" if t.caption else ""
         return f"<table>{cap}<tr>{head}</tr>{''.join(body)}</table>"
 
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>{_CSS}</style>"
-             f"</head><body><h1>{e(title)}</h1>", table(Table(["Setting", "Value"], meta)),
-             "<h2>Prediction scorecard</h2>", table(score), f"<p>{e(brier_text)}</p>"]
+    def figure(b: Figure) -> str:
+        return (f'<figure><img src="{e(b.path)}" alt="{e(b.caption)}">'
+                f"<figcaption>{e(b.caption)}</figcaption></figure>")
+
     nav = "".join(f'<li><a href="#{e(s.id)}">{e(s.title)}</a></li>' for s in sections)
-    parts.insert(2, f"<ul>{nav}</ul>")
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(title)}</title><style>{_CSS}</style>"
+             f"</head><body><h1>{e(title)}</h1>", "<h2>Prediction scorecard</h2>", table(top.score),
+             f"<p>{e(top.brier)}</p>",
+             f"<details><summary>Questions, forecasts and what we measured</summary>{table(top.questions)}</details>"]
+    if top.calibration:
+        parts.append(figure(top.calibration))
+    parts += [f"<ul>{nav}</ul>", "<details><summary>Settings</summary>", table(top.meta), "</details>"]
     for s in sections:
         parts.append(f'<h2 id="{e(s.id)}">{e(s.title)}</h2>')
         for b in s.blocks:
             if isinstance(b, Table):
                 parts.append(table(b))
             elif isinstance(b, Figure):
-                parts.append(f'<figure><img src="{e(b.path)}" alt="{e(b.caption)}">'
-                             f"<figcaption>{e(b.caption)}</figcaption></figure>")
+                parts.append(figure(b))
             else:
                 parts.append(f"<p>{e(b)}</p>")
     parts.append("</body></html>")
@@ -284,9 +362,9 @@ def log_wandb(report: Report, results: dict, mode: str = "offline", media: dict[
                      dir=str(report.out_dir), mode=mode, config=results["meta"],
                      settings=wandb.Settings(x_disable_stats=True, console="off", silent=True))
     try:
-        score = report._scorecard_table(results)
-        log: dict[str, Any] = {"scorecard": wandb.Table(columns=score.headers, data=[[str(c) for c in r]
-                                                                                    for r in score.rows])}
+        log: dict[str, Any] = {name: wandb.Table(columns=t.headers, data=[[str(c) for c in r] for r in t.rows])
+                               for name, t in (("scorecard", report._scorecard_table(results)),
+                                               ("scorecard_questions", report._questions_table(results)))}
         for s in report.sections:
             for b in s.blocks:
                 if isinstance(b, Figure):

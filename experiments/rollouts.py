@@ -173,14 +173,36 @@ class Mazes:
         return self.batch.level(i)
 
 
-def generate_mazes(n: int, seed: int = 0, rand_region: int | None = None) -> Mazes:
-    """``n`` stock mazes (cheese anywhere) at distinct level seeds drawn from ``seed``."""
-    from mazeagent.env.levelgen import INT32_MAX, generate_batch
+def generate_mazes(n: int, seed: int = 0, rand_region: int | None = None, max_size: int | None = None,
+                   min_size: int | None = None) -> Mazes:
+    """``n`` stock mazes (cheese anywhere) at distinct level seeds drawn from ``seed``; ``max_size`` / ``min_size``
+    keep only mazes in that size range (the sizes an agent was trained on, or those it never saw)."""
+    from mazeagent.env.levelgen import generate_batch
 
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise ValueError(f"number of mazes must be a positive int, got {n!r}")
-    seeds = np.random.default_rng(seed).choice(INT32_MAX, size=int(n), replace=False).astype(np.int32)
-    return from_generated(generate_batch(seeds, rand_region=rand_region))
+    return from_generated(generate_batch(level_seeds(int(n), seed, min_size, max_size), rand_region=rand_region))
+
+
+def level_seeds(n: int, seed: int = 0, min_size: int | None = None, max_size: int | None = None) -> np.ndarray:
+    """``n`` distinct level seeds drawn from ``seed`` whose maze size lies in [min_size, max_size]; without a range,
+    the same seeds as ever (so existing studies keep their mazes)."""
+    from mazeagent.env.levelgen import INT32_MAX, check_max_maze_size, maze_sizes
+
+    rng = np.random.default_rng(seed)
+    if min_size is None and max_size is None:
+        return rng.choice(INT32_MAX, size=n, replace=False).astype(np.int32)
+    lo, hi = (3 if min_size is None else check_max_maze_size(min_size, WORLD),
+              WORLD if max_size is None else check_max_maze_size(max_size, WORLD))
+    if lo > hi:
+        raise ValueError(f"empty maze-size range [{lo}, {hi}]")
+    out = np.zeros(0, np.int32)
+    while len(out) < n:  # sizes are near-uniform over 3, 5, ..., 25, so a few rounds suffice
+        cand = rng.choice(INT32_MAX, size=4 * n + 64, replace=False).astype(np.int32)
+        size = maze_sizes(cand, WORLD)
+        cand = cand[(size >= lo) & (size <= hi) & ~np.isin(cand, out)]
+        out = np.concatenate([out, cand])
+    return out[:n]
 
 
 def from_generated(g: Any) -> Mazes:

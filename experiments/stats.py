@@ -3,20 +3,26 @@ Wilson and bootstrap intervals.
 
 Follows the published analysis (research-notes §1.8, §3.2): factors are z-scored over the whole filtered data set,
 an L1 logistic regression (liblinear's estimator, solved for all splits at once by :mod:`experiments.l1logit`) is
-fitted on many random 80/20 splits and scored against the majority-class baseline of the same split. Factors that
-are exact linear combinations of others (F6 = F4 − F2 in a tree maze) have no identifiable coefficient: they are
-left out of the multi-factor fit and reported as excluded. The coefficient CI is a bootstrap over rows (refits), so it is what the F-verdicts use;
-the sign-flip rate (share of splits whose coefficient has the opposite sign to the mean) is the published
-robustness check.
+fitted on many random 80/20 splits and scored against the majority-class baseline of the same split
+(``StatsConfig.solver="liblinear"`` runs sklearn's liblinear itself, one fit at a time, to check the batched solver).
+Factors that are exact linear combinations of others (F6 = F4 − F2 in a tree maze) have no identifiable
+coefficient in one fit: :func:`reparameterisations` fits every version that leaves one member of the dependence
+out, and reduced (drop-one) fits never bring an excluded column back. The coefficient CI is a bootstrap over rows
+(refits), so it is what the F-verdicts use; the sign-flip rate (share of splits whose coefficient has the opposite
+sign to the mean) is the published robustness check. Rates over squares of the same maze get maze-clustered
+bootstrap intervals (:func:`clustered_proportion`), since squares of one maze are not independent.
 """
 from __future__ import annotations
 
 import math
 import warnings
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
+
+
+SOLVERS = ("batched", "liblinear")
 
 
 @dataclass(frozen=True)
@@ -29,8 +35,11 @@ class StatsConfig:
     n_boot: int = 200  # bootstrap refits for coefficient CIs
     alpha: float = 0.05  # two-sided -> 95% intervals
     seed: int = 0
+    solver: str = "batched"  # or "liblinear": sklearn's own solver, one fit at a time (slow; a cross-check)
 
     def __post_init__(self) -> None:
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {SOLVERS}, got {self.solver!r}")
         if self.n_splits < 1 or self.n_boot < 1:
             raise ValueError(f"n_splits and n_boot must be >= 1, got {self.n_splits}, {self.n_boot}")
         if not 0.0 < self.test_frac < 1.0:
@@ -111,6 +120,29 @@ def bootstrap_ci(values: np.ndarray, statistic: Callable[[np.ndarray], float] = 
     return (float(np.quantile(stats, alpha / 2)), float(np.quantile(stats, 1 - alpha / 2)))
 
 
+def clustered_proportion(success: np.ndarray, clusters: np.ndarray, n_boot: int = 1000, alpha: float = 0.05,
+                         seed: int = 0) -> dict:
+    """Pooled rate of ``success`` with a percentile bootstrap CI that resamples whole ``clusters`` (mazes), so
+    correlated squares of one maze count as one draw; JSON-ready like :func:`proportion`."""
+    success = np.asarray(success, dtype=bool)
+    clusters = np.asarray(clusters)
+    k, n = int(success.sum()), int(success.size)
+    if n == 0:
+        return {"rate": math.nan, "ci": (math.nan, math.nan), "k": 0, "n": 0, "clusters": 0}
+    _, inv = np.unique(clusters, return_inverse=True)
+    m = int(inv.max()) + 1
+    hits = np.bincount(inv, weights=success, minlength=m)
+    size = np.bincount(inv, minlength=m).astype(float)
+    rng = np.random.default_rng(seed)
+    rates = []
+    for s in range(0, n_boot, 100):  # 100 resamples at a time bounds memory at 100 x clusters
+        draw = rng.integers(0, m, size=(min(100, n_boot - s), m))
+        rates.append(hits[draw].sum(1) / size[draw].sum(1))
+    rates = np.concatenate(rates)
+    ci = (float(np.quantile(rates, alpha / 2)), float(np.quantile(rates, 1 - alpha / 2)))
+    return {"rate": k / n, "ci": ci, "k": k, "n": n, "clusters": m}
+
+
 def _z(alpha: float) -> float:
     from scipy.stats import norm
 
@@ -145,12 +177,38 @@ def _check_xy(X: np.ndarray, y: np.ndarray, names: list[str]) -> tuple[np.ndarra
     return X, y
 
 
-def _fit_many(X: np.ndarray, y: np.ndarray, weights: np.ndarray, C: float) -> tuple[np.ndarray, np.ndarray]:
+def _fit_many(X: np.ndarray, y: np.ndarray, weights: np.ndarray, cfg: StatsConfig
+              ) -> tuple[np.ndarray, np.ndarray]:
     """(coef (B, d), intercept (B,)) of liblinear's L1 logistic regression, one fit per row of sample weights."""
+    if cfg.solver == "liblinear":
+        return _fit_liblinear(X, y, weights, cfg.C)
     from experiments.l1logit import fit_l1_logistic
 
-    coef, icpt, _ = fit_l1_logistic(X, y, weights, C)
+    coef, icpt, _ = fit_l1_logistic(X, y, weights, cfg.C)
     return coef, icpt
+
+
+def _fit_liblinear(X: np.ndarray, y: np.ndarray, weights: np.ndarray, C: float) -> tuple[np.ndarray, np.ndarray]:
+    """The published estimator run as published: sklearn ``LogisticRegression(penalty="l1", solver="liblinear")``
+    with its default tolerance, rows weighted by their count in the split or resample."""
+    weights = np.atleast_2d(weights)
+    coef, icpt = np.zeros((len(weights), X.shape[1])), np.zeros(len(weights))
+    for b, w in enumerate(weights):
+        rows = w > 0
+        m = liblinear_l1(C, random_state=0)
+        m.fit(X[rows], y[rows], sample_weight=w[rows])
+        coef[b], icpt[b] = m.coef_[0], m.intercept_[0]
+    return coef, icpt
+
+
+def liblinear_l1(C: float, **kwargs) -> Any:
+    """sklearn's L1 logistic regression on liblinear; scikit-learn 1.8 renamed ``penalty="l1"`` to
+    ``l1_ratio=1`` (and older versions would silently fit L2 given ``l1_ratio`` alone)."""
+    import sklearn
+    from sklearn.linear_model import LogisticRegression
+
+    new = tuple(int(v) for v in sklearn.__version__.split(".")[:2]) >= (1, 8)
+    return LogisticRegression(solver="liblinear", C=C, **({"l1_ratio": 1.0} if new else {"penalty": "l1"}), **kwargs)
 
 
 def _splits(n: int, cfg: StatsConfig) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -214,7 +272,7 @@ def logistic_splits(X: np.ndarray, y: np.ndarray, names: list[str], cfg: StatsCo
     W = np.zeros((len(splits), n))
     for b, (tr, _) in enumerate(splits):
         W[b, tr] = 1.0
-    coefs_a, icpts = _fit_many(X, y, W, cfg.C)
+    coefs_a, icpts = _fit_many(X, y, W, cfg)
     accs, bases = [], []
     for (tr, te), c, b0 in zip(splits, coefs_a, icpts):
         accs.append(float(((X[te] @ c + b0 > 0) == y[te]).mean()))
@@ -230,7 +288,7 @@ def logistic_splits(X: np.ndarray, y: np.ndarray, names: list[str], cfg: StatsCo
         if y[idx].all() or not y[idx].any():
             continue
         counts.append(np.bincount(idx, minlength=n))  # a resample = the same rows, counted
-    boot_a = _fit_many(X, y, np.array(counts, np.float64), cfg.C)[0] if counts else coefs_a
+    boot_a = _fit_many(X, y, np.array(counts, np.float64), cfg)[0] if counts else coefs_a
     lo = np.quantile(boot_a, cfg.alpha / 2, axis=0)
     hi = np.quantile(boot_a, 1 - cfg.alpha / 2, axis=0)
     q = (cfg.alpha / 2, 1 - cfg.alpha / 2)
@@ -262,27 +320,45 @@ def single_factor(X: np.ndarray, y: np.ndarray, names: list[str], cfg: StatsConf
 
 def drop_one(X: np.ndarray, y: np.ndarray, names: list[str], cfg: StatsConfig = StatsConfig(),
              full: RegressionResult | None = None) -> dict[str, dict]:
-    """Held-out accuracy with each factor left out, on the same splits as the full model (paired differences).
+    """Held-out accuracy with each factor of ``full`` left out, on the same splits (paired differences).
 
-    ``delta`` = full − dropped accuracy: a factor that matters has a positive delta whose CI excludes 0.
+    The reduced fit keeps exactly the full fit's other columns: a column the full fit excluded as collinear stays
+    out, or dropping F2 would bring F6 = F4 − F2 back and restore the same information (Δ ≈ 0 by construction).
+    ``delta`` = full − reduced accuracy: a factor that matters has a positive delta whose CI excludes 0.
     """
     X = np.asarray(X, dtype=np.float64)
-    if len(names) < 2:
-        return {}
     full = full or logistic_splits(X, y, names, cfg)
-    out = {}
-    for j, name in enumerate(names):
-        if name in full.excluded:  # not in the full fit: dropping it leaves the same model (delta exactly 0)
-            out[name] = {"accuracy": full.accuracy, "delta": 0.0, "delta_ci": (0.0, 0.0),
-                         "excluded": f"exact linear combination of {', '.join(full.excluded[name])}"}
-            continue
-        keep = [k for k in range(len(names)) if k != j]
-        res = logistic_splits(X[:, keep], y, [names[k] for k in keep], cfg, bootstrap=False)
+    kept = [k for k, n in enumerate(names) if n not in full.excluded]
+    out: dict[str, dict] = {n: {"excluded": f"exact linear combination of {', '.join(c)}"}
+                            for n, c in full.excluded.items()}
+    if len(kept) < 2:
+        return out
+    q = (cfg.alpha / 2, 1 - cfg.alpha / 2)
+    for j in kept:
+        keep = [k for k in kept if k != j]
+        res = logistic_splits(X[:, keep], y, [names[k] for k in keep], cfg, bootstrap=False, drop_collinear=False)
         k = min(len(full.split_accuracy), len(res.split_accuracy))
         diff = full.split_accuracy[:k] - res.split_accuracy[:k]
-        q = (cfg.alpha / 2, 1 - cfg.alpha / 2)
-        out[name] = {"accuracy": res.accuracy, "delta": float(diff.mean()),
-                     "delta_ci": (float(np.quantile(diff, q[0])), float(np.quantile(diff, q[1])))}
+        out[names[j]] = {"accuracy": res.accuracy, "delta": float(diff.mean()),
+                         "delta_ci": (float(np.quantile(diff, q[0])), float(np.quantile(diff, q[1])))}
+    return out
+
+
+def reparameterisations(X: np.ndarray, y: np.ndarray, names: list[str], cfg: StatsConfig = StatsConfig()
+                        ) -> dict[str, RegressionResult]:
+    """The multi-factor fit once per member of the exact linear dependences, each leaving that member out:
+    ``{left-out name: fit}`` (``{"": fit}`` when the columns are independent). With F4 = F2 + F6, "the F4
+    coefficient controlling for the others" depends on which of the three is left out, so no single fit may
+    resolve F2, F4 or F6; the fits are reparameterisations of one model and resolve only what they agree on."""
+    X = np.asarray(X, dtype=np.float64)
+    excluded = collinear_columns(X, names) if X.shape[1] > 1 else {}
+    if not excluded:
+        return {"": logistic_splits(X, y, names, cfg)}
+    members = {n for e, combo in excluded.items() for n in (e, *combo)}
+    out = {}
+    for g in [n for n in names if n in members]:
+        keep = [j for j, n in enumerate(names) if n != g]
+        out[g] = logistic_splits(X[:, keep], y, [names[j] for j in keep], cfg)
     return out
 
 

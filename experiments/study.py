@@ -30,23 +30,34 @@ class StudyConfig:
     conformity_mazes: int = 100
     n_splits: int = 50  # 80/20 splits per regression (the published analysis used 1,000-2,000; costly on CPU)
     n_boot: int = 100
+    solver: str = "batched"  # regressions: the batched solver, or "liblinear" (sklearn's own, slow; a cross-check)
     wandb: str = "offline"
+    max_maze_size: int | None = None  # the agent's training sizes (None: all); larger ones go to their own section
+    unseen_mazes: int = 1000  # mazes larger than max_maze_size, played apart
 
     def __post_init__(self) -> None:
         for name in ("mazes", "chunk", "n_splits", "n_boot"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive int, got {v!r}")
-        for name in ("f11_mazes", "conformity_mazes"):
+        for name in ("f11_mazes", "conformity_mazes", "unseen_mazes"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.horizon < 256:
             raise ValueError(f"horizon must be >= 256 (the study reports 256 and 500), got {self.horizon}")
+        if self.max_maze_size is not None:
+            from mazeagent.env.levelgen import check_max_maze_size
+
+            check_max_maze_size(self.max_maze_size, 25)
         if self.wandb not in ("offline", "online", "disabled"):
             raise ValueError(f"wandb must be offline, online or disabled, got {self.wandb!r}")
+        from experiments.stats import SOLVERS
+
+        if self.solver not in SOLVERS:
+            raise ValueError(f"solver must be one of {SOLVERS}, got {self.solver!r}")
 
 
-DEMO = StudyConfig(mazes=400, chunk=256, f11_mazes=40, conformity_mazes=8, n_splits=30, n_boot=60)
+DEMO = StudyConfig(mazes=400, chunk=256, f11_mazes=40, conformity_mazes=8, n_splits=30, n_boot=60, unseen_mazes=100)
 
 
 def run_study(policy: Any, out_dir: str | Path, cfg: StudyConfig = StudyConfig(), checkpoint: str | None = None,
@@ -55,7 +66,7 @@ def run_study(policy: Any, out_dir: str | Path, cfg: StudyConfig = StudyConfig()
     from experiments.rollouts import generate_mazes, rollout
 
     t0 = time.perf_counter()
-    mazes = generate_mazes(cfg.mazes, seed=cfg.seed)
+    mazes = generate_mazes(cfg.mazes, seed=cfg.seed, max_size=cfg.max_maze_size)
     timings = {"generate_mazes": time.perf_counter() - t0}
     ro = rollout(policy, mazes, _rollout_config(cfg), progress=progress)
     timings["rollouts"] = ro.stats["seconds"]
@@ -71,7 +82,8 @@ def run_shard(policy: Any, out_dir: str | Path, cfg: StudyConfig, shard: int, sh
 
     idx = shard_indices(cfg.mazes, shard, shards)
     t0 = time.perf_counter()
-    mazes = generate_mazes(cfg.mazes, seed=cfg.seed)  # all of them: the maze set must not depend on the split
+    # all of them: the maze set must not depend on the split
+    mazes = generate_mazes(cfg.mazes, seed=cfg.seed, max_size=cfg.max_maze_size)
     gen = time.perf_counter() - t0
     ro = rollout(policy, mazes, _rollout_config(cfg), progress=progress, indices=idx)
     timing = {"generate_mazes": gen, **ro.stats, "total": time.perf_counter() - t0}
@@ -87,7 +99,7 @@ def merge_study(policy: Any, out_dir: str | Path, cfg: StudyConfig, shards: int,
 
     t0 = time.perf_counter()
     raw, metas = load_shards(out_dir, shards, _shard_meta(policy, cfg, shards, checkpoint))
-    mazes = generate_mazes(cfg.mazes, seed=cfg.seed)
+    mazes = generate_mazes(cfg.mazes, seed=cfg.seed, max_size=cfg.max_maze_size)
     secs = sum(m["timing"]["seconds"] for m in metas)
     evals = sum(m["timing"]["policy_evals"] for m in metas)
     stats = {"policy_evals": evals, "seconds": secs, "cpu_seconds": sum(m["timing"]["cpu_seconds"] for m in metas),
@@ -108,32 +120,36 @@ def _shard_meta(policy: Any, cfg: StudyConfig, shards: int, checkpoint: str | No
     from experiments.shards import policy_fingerprint
 
     return {"checkpoint": checkpoint or "(in-memory policy)", "params_sha256": policy_fingerprint(policy),
-            "mazes": cfg.mazes, "seed": cfg.seed, "horizon": cfg.horizon, "greedy": cfg.greedy, "shards": shards}
+            "mazes": cfg.mazes, "seed": cfg.seed, "horizon": cfg.horizon, "greedy": cfg.greedy, "shards": shards,
+            "max_maze_size": cfg.max_maze_size}
 
 
 def _analyse(policy: Any, mazes: Any, ro: Any, out: Path, cfg: StudyConfig, checkpoint: str | None,
              timings: dict, t0: float) -> dict[str, Path]:
     """Every analysis after the rollouts, then the report. results.json holds only what the seed determines;
     wall times and work counters (which depend on the machine and the sharding) go to timing.json."""
-    from experiments import behaviour, conformity, decision, stats
+    from experiments import behaviour, conformity, decision, f11, sizes, stats
     from experiments.report import Report, _jsonable
 
     out.mkdir(parents=True, exist_ok=True)
     ro.save(out)
     df = ro.episodes
-    meta = {"checkpoint": checkpoint or "(in-memory policy)", **asdict(cfg), "jax_backend": jax.default_backend()}
+    meta = {"checkpoint": checkpoint or "(in-memory policy)", "maze_sizes": sizes.size_note(cfg.max_maze_size),
+            **asdict(cfg), "jax_backend": jax.default_backend()}
     rep = Report(out, meta=meta)
     key = jax.random.PRNGKey(cfg.seed)
-    scfg = stats.StatsConfig(n_splits=cfg.n_splits, n_boot=cfg.n_boot, seed=cfg.seed)
+    scfg = stats.StatsConfig(n_splits=cfg.n_splits, n_boot=cfg.n_boot, seed=cfg.seed, solver=cfg.solver)
     stages = [("b1", lambda: behaviour.b1(df, rep)),
               ("factors", lambda: behaviour.factors(df, rep, scfg)),
               ("decision", lambda: decision.section(policy, mazes, df, rep, key)),
-              ("f11", lambda: behaviour.f11(policy, mazes, df, rep, cfg.f11_mazes, cfg.seed, key)),
-              ("conformity", lambda: conformity.section(
+              ("f11", lambda: f11.section(policy, mazes, df, rep, cfg.f11_mazes, cfg.seed, key)),
+              ("conformity", lambda: conformity.section(  # U1 at every decision square; U2/U3 on a sample
                   policy, mazes, np.random.default_rng(cfg.seed).permutation(len(mazes))[:cfg.conformity_mazes],
-                  rep, key))]
+                  rep, key, seed=cfg.seed)),
+              ("unseen", lambda: sizes.unseen_section(policy, cfg, df))]
     for name, fn in stages:
-        if name == "f11" and cfg.f11_mazes == 0 or name == "conformity" and cfg.conformity_mazes == 0:
+        if name == "f11" and cfg.f11_mazes == 0 or \
+                name == "unseen" and (cfg.unseen_mazes == 0 or cfg.max_maze_size in (None, 25)):
             continue
         t = time.perf_counter()
         rep.add(fn())

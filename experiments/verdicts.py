@@ -1,15 +1,17 @@
 """The preregistered predictions as data, the rules that resolve them, and Brier scores.
 
-Rules (predictions.md, "Notes for measuring"):
+The rules are stated in full in docs/predictions.md; this module is their one implementation:
 
 * F1–F10 ("closer/shorter → more cheese"): the factor's coefficient in the multi-factor L1 regression has the
-  predicted sign (negative: larger distance, less cheese) and its 95% CI excludes 0 → supported; the opposite sign
-  with the CI excluding 0 → contradicted; otherwise inconclusive. A CI touching 0 does not exclude it.
-* Thresholds ("less than 30%"): the CI lies wholly below → supported; wholly at/above → contradicted.
-* F11 (the steps effect is only an artifact of chains of stochastic moves): hand edits lengthen the legal-steps
-  distance with Euclidean distances fixed. If P(first move toward cheese) drops (CI of the mean change wholly
-  below 0) the policy reacts to step distance at the decision itself, so F11 is contradicted; otherwise a CI
-  inside ±``EQUIVALENCE`` (no effect of practical size) supports it; anything else is inconclusive.
+  predicted sign (negative) with its 95% CI excluding 0 → supported; the opposite sign with the CI excluding 0 →
+  contradicted; else inconclusive. Exactly collinear factors (F2, F4, F6) are fitted in every reparameterisation
+  that leaves one of them out, and resolve only where those fits agree (:func:`agreed`).
+* Thresholds ("less than 30%"): the CI lies wholly below → supported; wholly at/above → contradicted. A claim with
+  several defensible readings (B1's "away from the top-right") resolves only when every reading agrees.
+* F11: the CI of the mean change in P(first move toward cheese) after lengthening the legal-steps distance lies
+  wholly below 0 → contradicted; inside ±``F11_REL_MARGIN`` × the unedited mean P(cheese move) → supported.
+* Existence claims ("can", "there exist"): a demonstration supports; none found after a search is "not
+  demonstrated" (no Brier) unless the search was exhaustive by construction (:func:`existence_verdict`).
 
 A Brier score exists only for a credence whose prediction resolved: (credence − outcome)², outcome 1 when
 supported and 0 when contradicted.
@@ -20,10 +22,14 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-Verdict = Literal["supported", "contradicted", "inconclusive", "not measured"]
+Verdict = Literal["supported", "contradicted", "inconclusive", "not measured", "not demonstrated"]
 SUPPORTED, CONTRADICTED, INCONCLUSIVE, NOT_MEASURED = "supported", "contradicted", "inconclusive", "not measured"
+NOT_DEMONSTRATED = "not demonstrated"  # an existence claim whose non-exhaustive search found no demonstration
+NOT_MEASURABLE = "not measurable"  # a sub-claim our data cannot separate from another (B2's left-wall distance)
 NO_FORECAST = "measured (no forecast)"  # U1-U3: a number to report, nothing to resolve
-EQUIVALENCE = 0.02  # F11: |mean change in P(cheese move)| below this counts as "no effect"
+RESOLVED = (SUPPORTED, CONTRADICTED)
+# F11: |mean change in P(cheese move)| below this share of the unedited mean counts as "no effect of practical size"
+F11_REL_MARGIN = 0.10
 B1_THRESHOLD = 0.30
 
 
@@ -92,6 +98,30 @@ PREDICTIONS: list[Prediction] = [
                "—", issue="conformity"),
 ]
 BY_ID = {p.id: p for p in PREDICTIONS}
+_FS = {"F1": "Euclid(cheese, D)", "F2": "steps(cheese, D)", "F3": "Euclid(cheese, top-right)",
+       "F4": "steps(cheese, top-right)", "F5": "Euclid(D, top-right)", "F6": "steps(D, top-right)",
+       "F7": "steps(cheese, 5×5)", "F8": "Euclid(cheese, 5×5)", "F9": "steps(D, 5×5)", "F10": "Euclid(D, 5×5)"}
+# The claim in a few words, for the compact scorecard (the full question is folded below it).
+SHORT_CLAIMS = {
+    "B1": "cheese away from the top-right reached < 30%",
+    "B2": "smaller maze, cheese near top-right quadrant, up/right-reachable → more cheese",
+    **{f: f"smaller {d} → more cheese" for f, d in _FS.items()},
+    "F11": "steps effect only a stochastic-chain artifact",
+    **{f"ME1@{x}": f"a patch cuts cheese ≥ {x}%, top-right ≤ 25%" for x in (50, 70, 90, 99)},
+    "ME2": "block-2 probe gets cheese (x, y) > 70%",
+    "ME3": "≥ 2 sub-policies: cheese (near top-right only) + top-right",
+    "ME4": "RL-finetuning beats editing",
+    "ME5": "cheap finetune to a pure cheese agent",
+    **{f"ME6@{x}": f"retarget ≥ 75% of mazes editing ≤ {x}% of activations" for x in ("0.01", "0.1", "1", "10")},
+    "ME6@impossible": "retargeting by hand-editing is impossible",
+    "IG1": "one mesa objective", "IG2": "several contextual goals", "IG3": "something weirder",
+    "O1": "a positive activation steers where the agent goes",
+    "O2": "many trivially interpretable channels (≥ 5)",
+    "O3": "steering without hurting maze solving",
+    "U1": "argmax = value-best move, decision squares",
+    "U2": "argmax = value-best move, all squares",
+    "U3": "argmax = value-best move, top-right 5×5",
+}
 
 
 def _finite(ci: tuple[float, float]) -> bool:
@@ -126,11 +156,17 @@ def below_verdict(ci: tuple[float, float], threshold: float) -> Verdict:
     return INCONCLUSIVE
 
 
-def artifact_verdict(delta_ci: tuple[float, float], margin: float = EQUIVALENCE) -> Verdict:
-    """F11: ``delta_ci`` is the CI of the mean change in P(first move toward cheese) after lengthening steps."""
-    if not _finite(delta_ci):
+def artifact_verdict(delta_ci: tuple[float, float], baseline: float, rel_margin: float = F11_REL_MARGIN
+                     ) -> Verdict:
+    """F11: ``delta_ci`` is the CI of the mean change in P(first move toward cheese) after lengthening steps, and
+    ``baseline`` the unedited mean P(cheese move). The equivalence margin scales with the baseline: a 0.02 change is
+    large for a policy that moves toward the cheese 5% of the time and negligible for one at 90%."""
+    if not _finite(delta_ci) or not (isinstance(baseline, (int, float)) and math.isfinite(baseline)):
         return INCONCLUSIVE
+    if not 0.0 <= baseline <= 1.0 or rel_margin <= 0:
+        raise ValueError(f"need a probability baseline and a positive margin, got {baseline}, {rel_margin}")
     lo, hi = delta_ci
+    margin = rel_margin * baseline
     if hi < 0:
         return CONTRADICTED
     if lo > -margin and hi < margin:
@@ -138,9 +174,25 @@ def artifact_verdict(delta_ci: tuple[float, float], margin: float = EQUIVALENCE)
     return INCONCLUSIVE
 
 
+def agreed(readings: list[Verdict]) -> Verdict:
+    """One verdict for several defensible readings (or fits) of a claim: theirs if all agree, else inconclusive;
+    inconclusive when there is none (nothing identifiable to resolve)."""
+    readings = list(readings)
+    return readings[0] if readings and all(v == readings[0] for v in readings) else INCONCLUSIVE
+
+
+def existence_verdict(demonstrated: bool, exhaustive: bool = False) -> Verdict:
+    """"Can" / "there exist" claims: a demonstration supports; finding none is "not demonstrated" (no Brier)
+    unless the search covered every candidate by construction, when it contradicts. A claim of impossibility
+    (ME6@impossible) is the complement: contradicted by any demonstration, supported only by an exhaustive search."""
+    if demonstrated:
+        return SUPPORTED
+    return CONTRADICTED if exhaustive else NOT_DEMONSTRATED
+
+
 def brier(credence: float | None, verdict: Verdict) -> float | None:
     """(credence − outcome)² for a resolved prediction, else None."""
-    if credence is None or verdict not in (SUPPORTED, CONTRADICTED):
+    if credence is None or verdict not in RESOLVED:
         return None
     if not 0.0 <= credence <= 1.0:
         raise ValueError(f"credence must be a probability, got {credence}")
@@ -155,12 +207,34 @@ def brier_summary(rows: list[dict]) -> dict:
             "n_with_credence": sum(1 for r in rows if r.get("credence") is not None)}
 
 
+def calibration(rows: list[dict], edges: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)) -> dict:
+    """Credences against resolved outcomes: the points, and per credence bin the share supported (Wilson CI)."""
+    from experiments.stats import wilson_ci
+
+    pts = [{"id": r["id"], "credence": r["credence"], "outcome": int(r["verdict"] == SUPPORTED)}
+           for r in rows if r.get("credence") is not None and r["verdict"] in RESOLVED]
+    bins = []
+    for k, (lo, hi) in enumerate(zip(edges[:-1], edges[1:])):
+        inside = [p for p in pts if lo <= p["credence"] < hi or (k == len(edges) - 2 and p["credence"] == hi)]
+        if inside:
+            hits = sum(p["outcome"] for p in inside)
+            bins.append({"lo": lo, "hi": hi, "n": len(inside), "rate": hits / len(inside),
+                         "mean_credence": sum(p["credence"] for p in inside) / len(inside),
+                         "ci": wilson_ci(hits, len(inside))})
+    return {"points": pts, "bins": bins}
+
+
 def scorecard_row(pid: str, measured: str, value: float | None, ci: tuple[float, float] | None,
                   verdict: Verdict, **extra) -> dict:
-    """One report row: question, credence, measured value with CI, verdict, Brier score."""
+    """One report row: question, short claim, credence, measured value with CI, the published counterpart,
+    verdict, Brier score."""
+    from experiments import published
+
     p = BY_ID[pid]
-    row = {"id": pid, "question": p.question, "answer": p.answer, "credence": p.credence, "measured": measured,
-           "value": value, "ci": list(ci) if ci is not None else None, "verdict": verdict,
-           "brier": brier(p.credence, verdict)}
+    pub = published.for_prediction(pid)
+    row = {"id": pid, "short": SHORT_CLAIMS.get(pid, p.question), "question": p.question, "answer": p.answer,
+           "credence": p.credence, "measured": measured, "value": value,
+           "ci": list(ci) if ci is not None else None, "verdict": verdict, "brier": brier(p.credence, verdict),
+           "published": pub.value if pub else None, "published_source": pub.source if pub else None}
     row.update(extra)
     return row

@@ -60,9 +60,10 @@ def test_planted_effects_resolve_as_the_rules_say(written):
     resolved = [r["brier"] for r in res["scorecard"] if r["brier"] is not None]
     assert res["brier"]["n_resolved"] == len(resolved) >= 2
     assert res["brier"]["mean"] == pytest.approx(np.mean(resolved))
-    b1 = res["sections"]["b1"]["by_quadrant"]["256"]["away_pooled"]["cheese"]
-    assert rows["B1"]["value"] == pytest.approx(b1["rate"])
-    assert rows["B1"]["verdict"] == verdicts.below_verdict(tuple(b1["ci"]), 0.30)
+    b1 = res["sections"]["b1"]["readings"]["256"]
+    assert rows["B1"]["value"] == pytest.approx(b1["two_quadrants"]["cheese"]["rate"])
+    assert rows["B1"]["verdict"] == verdicts.agreed([verdicts.below_verdict(tuple(r["cheese"]["ci"]), 0.30)
+                                                     for r in b1.values()])
     assert res["sections"]["later"]["probe_accuracy"] == 0.8125
 
 
@@ -77,6 +78,23 @@ def test_every_figure_exists_and_html_shows_it(written):
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 2000
     assert html.startswith("<!doctype html>") and html.rstrip().endswith("</html>")
     assert 'id="later"' in html  # a later issue's section renders like the built-in ones
+
+
+def test_scorecard_is_compact_with_published_values_folded_questions_and_calibration(written):
+    out, paths, res = written
+    md, html = paths["markdown"].read_text(), paths["html"].read_text()
+    card = md[md.index("## Prediction scorecard"):md.index("## Settings")]
+    assert "| ID | Claim | Credence | Measured [95% CI] | Published | Verdict | Brier |" in card
+    assert "In a large batch of random mazes" not in card  # the long question texts are folded below
+    assert md.index("## Prediction questions") > md.index("## B1")
+    assert "<details><summary>Questions" in html and html.count("In a large batch of random mazes") == 10
+    assert "−2.786 (4 factors)" in card  # F3's published coefficient, from published.toml
+    cal = res["calibration"]
+    assert {p["id"] for p in cal["points"]} >= {"F3", "F5"} and (out / "figures" / "calibration.png").exists()
+    assert "figures/calibration.png" in card
+    pub = res["sections"]["factors"]["published"]
+    assert pub["regression_accuracy"]["ours"] == pytest.approx(res["sections"]["factors"]["multi"]["accuracy"])
+    assert "83.3%" in pub["regression_accuracy"]["published"] and "Published counterparts" in md
 
 
 def _numbers(x, out):
@@ -138,8 +156,13 @@ def test_small_real_study_and_cli_errors(tmp_path):
     eps = pd.read_csv(paths["episodes"])
     assert len(eps) == 48 and {"level_seed", "cheese_256", "cheese_500", "t_top_right", "actions"} <= set(eps)
     assert res["meta"]["mazes"] == 48 and "b1" in res["sections"] and "conformity" in res["sections"]
+    conf = res["sections"]["conformity"]
     u2 = next(r for r in res["scorecard"] if r["id"] == "U2")
-    assert 0 <= u2["value"] <= 1 and u2["verdict"] == verdicts.NO_FORECAST
+    assert u2["verdict"] == verdicts.NO_FORECAST and u2["value"] == pytest.approx(conf["U2"]["conformity"]["rate"])
+    # U2 counts every open square but the cheese's in the 2 sampled mazes: 2c^2 - 2 in a maze of c x c rooms
+    per_maze = [2 * ((int(n) + 1) // 2) ** 2 - 2 for n in eps["maze_size"]]
+    pairs = {a + b for i, a in enumerate(per_maze) for b in per_maze[i + 1:]}
+    assert conf["U2"]["conformity"]["n"] == conf["n_sample_squares"] in pairs
     assert main(["study", "--checkpoint", str(tmp_path / "nope"), "--out", str(tmp_path / "x")]) == 2
     with pytest.raises(ValueError, match="mazes"):
         StudyConfig(mazes=0)
