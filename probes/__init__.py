@@ -1,4 +1,4 @@
 """Mechanistic tools for maze agents: activation datasets (:mod:`probes.dataset`), linear probes
 (:mod:`probes.linear`), composable interventions (:mod:`probes.interventions`), steering vectors
 (:mod:`probes.steering`), channel discovery (:mod:`probes.channels`), vector fields (:mod:`probes.vfield`) and the
-ME/O/IG experiments (:mod:`probes.experiments`, ``mazeagent probes``)."""
+ME/O/IG experiments (:mod:`probes.experiments` and its ``exp_*`` modules, ``mazeagent probes``)."""

@@ -17,7 +17,7 @@ checkpoint.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -53,36 +53,81 @@ def with_cheese_at(mazes: Any, i: int, squares: np.ndarray) -> Any:
                    mouse=rep(mazes.mouse), cheese=np.asarray(squares, mazes.cheese.dtype))
 
 
-def cheese_tracking(net: Any, params: Any, mazes: Any, layer: str, placements: int = 16, seed: int = 0,
-                    tol: int = TOL, progress: bool = True) -> np.ndarray:
-    """(C,) tracking score of every channel of ``layer`` for the cheese, over ``placements`` cheese squares per
-    maze (random open squares other than the start)."""
+def cheese_tracking_by_maze(net: Any, params: Any, mazes: Any, layers: Sequence[str], placements: int = 16,
+                            seed: int = 0, tol: int = TOL, progress: bool = True
+                            ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per layer, ``(hits (M, C), placements (M,))``: tracking hits of every channel for the cheese over up to
+    ``placements`` cheese squares per maze (random open squares other than the start; small mazes have fewer).
+    Kept per maze so that intervals can resample mazes."""
     from tqdm.auto import tqdm
 
+    layers = list(layers)
     rng = np.random.default_rng(seed)
-    hits, total = None, 0
+    hits: dict[str, list] = {nm: [] for nm in layers}
+    counts = []
     for i in tqdm(range(len(mazes)), desc="cheese tracking", disable=not progress):
         free = open_squares(mazes, i)
         free = free[~(free == mazes.mouse[i]).all(1)]
-        if len(free) < 2:
+        k = min(placements, len(free)) if len(free) >= 2 else 0
+        sq = free[rng.choice(len(free), size=k, replace=False)] if k else np.zeros((0, 2), np.int32)
+        counts.append(k)
+        if not k:
+            for nm in layers:
+                hits[nm].append(None)
             continue
-        sq = free[rng.choice(len(free), size=min(placements, len(free)), replace=False)]
-        sq = np.concatenate([sq, np.repeat(sq[:1], placements - len(sq), 0)])  # fixed batch shape
-        moved = with_cheese_at(mazes, i, sq)
-        acts = capture(net, params, observations(moved, np.arange(len(sq))), [layer])[layer]
-        h = tracking_hits(acts, activation_cell(sq, acts.shape[1]), tol)
-        hits = h.sum(0) if hits is None else hits + h.sum(0)
-        total += len(sq)
-    if not total:
+        padded = np.concatenate([sq, np.repeat(sq[:1], placements - k, 0)])  # fixed batch shape; padding unscored
+        acts = capture(net, params, observations(with_cheese_at(mazes, i, padded), np.arange(placements)), layers)
+        for nm in layers:
+            hits[nm].append(tracking_hits(acts[nm][:k], activation_cell(sq, acts[nm].shape[1]), tol).sum(0))
+    n = np.asarray(counts, np.int64)
+    if not n.sum():
         raise ValueError("no maze has room to move the cheese")
-    return hits / total
+    out = {}
+    for nm in layers:
+        c = next(h for h in hits[nm] if h is not None).shape[0]
+        out[nm] = (np.stack([np.zeros(c, np.int64) if h is None else h for h in hits[nm]]), n)
+    return out
+
+
+def cheese_tracking(net: Any, params: Any, mazes: Any, layer: str, placements: int = 16, seed: int = 0,
+                    tol: int = TOL, progress: bool = True) -> np.ndarray:
+    """(C,) tracking score of every channel of ``layer`` for the cheese: its hit rate over all placements."""
+    hits, n = cheese_tracking_by_maze(net, params, mazes, [layer], placements, seed, tol, progress)[layer]
+    return hits.sum(0) / n.sum()
+
+
+def top_right_tracking_by_maze(net: Any, params: Any, mazes: Any, layers: Sequence[str], tol: int = TOL
+                               ) -> dict[str, np.ndarray]:
+    """Per layer, (M, C) bool: does each channel's most salient cell sit at the maze's top-right free square (its
+    cell moves with the maze size)?"""
+    layers = list(layers)
+    tr = mazes.geometry.top_right
+    acts = capture(net, params, observations(mazes, np.arange(len(mazes))), layers)
+    return {nm: tracking_hits(acts[nm], activation_cell(tr, acts[nm].shape[1]), tol) for nm in layers}
 
 
 def top_right_tracking(net: Any, params: Any, mazes: Any, layer: str, tol: int = TOL) -> np.ndarray:
-    """(C,) tracking score for the top-right free square across mazes (its cell moves with the maze size)."""
-    tr = mazes.geometry.top_right
-    acts = capture(net, params, observations(mazes, np.arange(len(mazes))), [layer])[layer]
-    return tracking_hits(acts, activation_cell(tr, acts.shape[1]), tol).mean(0)
+    """(C,) tracking score for the top-right free square across mazes."""
+    return top_right_tracking_by_maze(net, params, mazes, [layer], tol)[layer].mean(0)
+
+
+def count_interval(cheese_hits: np.ndarray, placements: np.ndarray, top_right_hits: np.ndarray,
+                   threshold: float = O2_THRESHOLD, n_boot: int = 500, seed: int = 0) -> dict:
+    """How many channels meet the criterion for the cheese, for the top-right, and for either, each with a 95%
+    percentile interval from resampling the discovery mazes (the count is a statistic of a small maze sample)."""
+    m = len(placements)
+
+    def counts(idx: np.ndarray) -> np.ndarray:
+        cheese = cheese_hits[idx].sum(0) / max(placements[idx].sum(), 1) >= threshold
+        tr = top_right_hits[idx].mean(0) >= threshold
+        return np.array([cheese.sum(), tr.sum(), (cheese | tr).sum()])
+
+    point = counts(np.arange(m))
+    rng = np.random.default_rng(seed)
+    boot = np.stack([counts(rng.integers(0, m, m)) for _ in range(n_boot)])
+    lo, hi = (np.quantile(boot, q, axis=0, method="inverted_cdf") for q in (0.025, 0.975))  # counts stay whole
+    return {k: {"count": int(point[j]), "ci": (int(lo[j]), int(hi[j]))}
+            for j, k in enumerate(("cheese", "top_right", "either"))}
 
 
 def chance_rate(size: int, tol: int = TOL) -> float:

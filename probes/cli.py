@@ -1,11 +1,13 @@
-"""``mazeagent probes`` (the mechanistic experiments ME1, ME2, ME3/IG, ME6, O1, O2, O3 on a checkpoint) and
-``mazeagent bench vfield`` (vector-field latency). Heavy imports happen in the handlers."""
+"""``mazeagent probes`` (the mechanistic experiments ME1, ME2, ME3/IG, ME6, O1, O2, O3 and the cheese vector on a
+checkpoint) and ``mazeagent bench vfield`` (vector-field latency). Heavy imports happen in the handlers."""
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-EXPERIMENTS = ("o2", "me2", "me1", "me6", "o1", "o3", "me3")  # run order; probes.experiments.RUNNERS implements them
+from experiments.sizes import add_size_option
+
+EXPERIMENTS = ("o2", "me2", "me1", "cv", "me6", "paths", "o1", "o3", "me3")  # run order; probes.experiments.RUNNERS has them
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,13 +23,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"comma-separated subset of {','.join(EXPERIMENTS)} (default: all, in that order)")
     p.add_argument("--seed", type=int, default=0, help="seed for mazes, sampling and controls (default 0)")
     p.add_argument("--layer", default=None, help="hook name (default embedder.block2.res1.resadd_out)")
-    p.add_argument("--me1-mazes", type=int, default=1000, help="decision-square mazes for ME1 (default 1000)")
+    add_size_option(p)
+    p.add_argument("--me1-mazes", type=int, default=1000,
+                   help="decision-square mazes for ME1, half to choose the patch, half to score it (default 1000)")
+    p.add_argument("--cv-mazes", type=int, default=100,
+                   help="decision-square mazes for the cheese-vector distribution (default 100)")
+    p.add_argument("--cv-seeds", default=None, metavar="SEEDS",
+                   help="explicit level seeds for the cheese vector instead, e.g. 0-99 as procgen-tools (those "
+                        "with a decision square and within --max-maze-size are used)")
+    p.add_argument("--me3-mazes", type=int, default=200, help="decision-square mazes for ME3 (default 200)")
     p.add_argument("--probe-mazes", type=int, default=1000, help="mazes for the ME2 probes (default 1000)")
     p.add_argument("--retarget-mazes", type=int, default=100, help="mazes for ME6/O1/O3 (default 100)")
     p.add_argument("--targets", type=int, default=4, help="destinations per retargeting maze (default 4)")
+    p.add_argument("--retarget-episodes", type=int, default=2,
+                   help="episodes per destination, unedited and edited alike (default 2)")
     p.add_argument("--channel-mazes", type=int, default=20, help="mazes for channel discovery (default 20)")
     p.add_argument("--placements", type=int, default=16, help="cheese squares per discovery maze (default 16)")
     p.add_argument("--value", type=float, default=5.5, help="clamp value for retargeting (default 5.5)")
+    p.add_argument("--retarget-channels", default=None, metavar="LISTS",
+                   help="channel lists and magnitudes for the path-probability protocol, e.g. "
+                        "'55:5.5;8,55,77,82,88,89,113:2.3' (default: the published lists on a net that has them, "
+                        "else this net's best cheese trackers)")
     p.add_argument("--horizon", type=int, default=500,
                    help="episode horizon, <= 500 (default 500, procgen's timeout; procgen-tools' statistics use 256)")
     p.add_argument("--wandb", default="offline", choices=("offline", "online", "disabled"),
@@ -76,11 +92,20 @@ def _probes(args: argparse.Namespace) -> int:
         check_names([args.layer])
         if len(hook_shapes()[args.layer]) != 3:
             raise ValueError(f"--layer must be a spatial (conv) hook point, got {args.layer!r}")
+    from experiments.sizes import resolve_max_size
+    from probes.exp_patch import seed_list
+    from probes.exp_paths import parse_channel_lists
+
+    net, params = _net(args.checkpoint, args.random_init, args.seed)
+    cv_seeds = None if args.cv_seeds is None else seed_list(args.cv_seeds)
+    lists = None if args.retarget_channels is None else parse_channel_lists(args.retarget_channels)
     cfg = ProbeStudyConfig(seed=args.seed, horizon=args.horizon, n_channel_mazes=args.channel_mazes,
                            placements=args.placements, n_probe_mazes=args.probe_mazes, n_me1_mazes=args.me1_mazes,
-                           n_retarget_mazes=args.retarget_mazes, targets_per_maze=args.targets,
-                           retarget_value=args.value, progress=not args.no_progress, **kw)
-    net, params = _net(args.checkpoint, args.random_init, args.seed)
+                           n_cv_mazes=args.cv_mazes, cv_seeds=cv_seeds,
+                           n_me3_mazes=args.me3_mazes, n_retarget_mazes=args.retarget_mazes,
+                           targets_per_maze=args.targets, retarget_episodes=args.retarget_episodes,
+                           retarget_value=args.value, retarget_channels=lists, progress=not args.no_progress,
+                           max_maze_size=resolve_max_size(args.max_maze_size, args.checkpoint), **kw)
     paths = run(net, params, args.out, cfg, exps, checkpoint=args.checkpoint, wandb_mode=args.wandb)
     for k, v in paths.items():
         print(f"{k}: {v}")

@@ -64,13 +64,22 @@ def capture(net: Any, params: Any, obs: jax.Array, names: Iterable[str]) -> dict
     return {k: np.asarray(v) for k, v in _capture_fn(net, names)(params, obs).items()}
 
 
+MAZE_FIELDS = ("grid", "size", "background", "seed", "mouse", "cheese")  # the per-maze arrays of a Mazes batch
+
+
 def take(mazes: Any, idx: np.ndarray) -> Any:
     """The mazes ``idx`` of a :class:`experiments.rollouts.Mazes` batch, as a new batch."""
     from dataclasses import replace
 
-    idx = np.asarray(idx)
-    return replace(mazes, **{k: getattr(mazes, k)[idx] for k in ("grid", "size", "background", "seed", "mouse",
-                                                                   "cheese")})
+    idx = np.asarray(idx, np.int64)
+    return replace(mazes, **{k: getattr(mazes, k)[idx] for k in MAZE_FIELDS})
+
+
+def concat(parts: list[Any]) -> Any:
+    """Several :class:`experiments.rollouts.Mazes` batches as one, in order."""
+    from dataclasses import replace
+
+    return replace(parts[0], **{k: np.concatenate([getattr(p, k) for p in parts]) for k in MAZE_FIELDS})
 
 
 def without_cheese(mazes: Any) -> Any:

@@ -62,6 +62,23 @@ class SetMasked:
 
 
 @struct.dataclass
+class ClampCell:
+    """Set the ``channels`` ((B, C) bool) of each example to ``value`` ((B,)) at its own activation cell ``cells``
+    ((B, 2) image order): per-example retargeting clamps without a full (B, H, W, C) mask."""
+
+    channels: jax.Array
+    cells: jax.Array
+    value: jax.Array
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        h, w = x.shape[1:3]
+        at = ((jnp.arange(h)[None, :, None] == self.cells[:, 0, None, None])
+              & (jnp.arange(w)[None, None, :] == self.cells[:, 1, None, None]))
+        mask = at[..., None] & self.channels[:, None, None, :]
+        return jnp.where(mask, jnp.asarray(self.value, x.dtype)[:, None, None, None], x)
+
+
+@struct.dataclass
 class Multiply:
     """Scale channels: positive values by ``pos``, negative by ``neg`` (per channel ``(C,)``; 1 = unchanged)."""
 

@@ -160,17 +160,19 @@ def conv_probe(acts: np.ndarray, cells: np.ndarray, groups: np.ndarray, top_k: i
     return fit_probe(X, np.array(ys), "logistic", np.array(gs), top_k, test_frac, seed)
 
 
-def cheese_position_probe(X: np.ndarray, cheese_inner: np.ndarray, groups: np.ndarray, top_k: int | None = None,
+def cheese_position_probe(X: np.ndarray, cheese: np.ndarray, groups: np.ndarray, top_k: int | None = None,
                           seed: int = 0, test_frac: float = 0.2) -> dict:
-    """ME2: logistic probes for the cheese's row and column (Cartesian inner coordinates). The headline accuracy
-    is *both* coordinates right on a held-out maze (Wilson CI); per-axis results are included."""
+    """ME2: logistic probes for the cheese's row and column, in whichever coordinates ``cheese`` (N, 2) holds
+    ((-1, -1) = no cheese): world squares (what the net sees) or inner ones. The headline accuracy is *both*
+    coordinates right on a held-out maze (Wilson CI); per-axis results are included."""
     X = np.asarray(X, np.float32).reshape(len(X), -1)
-    keep = cheese_inner[:, 0] >= 0
-    X, cheese_inner, groups = X[keep], cheese_inner[keep], np.asarray(groups)[keep]
+    keep = cheese[:, 0] >= 0
+    X, cheese, groups = X[keep], cheese[keep], np.asarray(groups)[keep]
     tr, te = group_split(groups, test_frac, seed)
+    top_k = None if top_k is None else min(top_k, X.shape[1])
     preds, axes = [], {}
     for a, name in enumerate(("row", "col")):
-        y = cheese_inner[:, a]
+        y = cheese[:, a]
         feats = top_k_features(X[tr], y[tr], top_k) if top_k else np.arange(X.shape[1])
         if len(np.unique(y[tr])) < 2:
             p = np.full(len(te), y[tr][0])
@@ -178,17 +180,18 @@ def cheese_position_probe(X: np.ndarray, cheese_inner: np.ndarray, groups: np.nd
             p = _fit_predict("logistic", 1.0, 1.0, X[tr][:, feats], y[tr], X[te][:, feats])
         preds.append(p)
         axes[name] = float((p == y[te]).mean())
-    joint = (preds[0] == cheese_inner[te, 0]) & (preds[1] == cheese_inner[te, 1])
-    pairs, counts = np.unique(cheese_inner[tr], axis=0, return_counts=True)
+    joint = (preds[0] == cheese[te, 0]) & (preds[1] == cheese[te, 1])
+    pairs, counts = np.unique(cheese[tr], axis=0, return_counts=True)
     mode = pairs[np.argmax(counts)]
-    chance = float((cheese_inner[te] == mode).all(1).mean())
+    chance = float((cheese[te] == mode).all(1).mean())
     k = int(joint.sum())
     return {"accuracy": k / len(te), "ci": wilson_ci(k, len(te)), "chance": chance, "axes": axes,
             "n_train": len(tr), "n_test": len(te), "top_k": top_k, "threshold": ME2_THRESHOLD}
 
 
 def layer_curve(acts: dict[str, np.ndarray], labels: dict[str, np.ndarray], names: Iterable[str] | None = None,
-                top_k: int | None = None, seed: int = 0) -> dict[str, dict]:
-    """ME2's curve: :func:`cheese_position_probe` at every layer of a dataset."""
+                top_k: int | None = None, seed: int = 0, target: str = "cheese") -> dict[str, dict]:
+    """ME2's curve: :func:`cheese_position_probe` at every layer of a dataset, for the label ``target``
+    ("cheese": world squares, "cheese_inner": inner squares)."""
     names = list(acts) if names is None else list(names)
-    return {nm: cheese_position_probe(acts[nm], labels["cheese_inner"], labels["maze"], top_k, seed) for nm in names}
+    return {nm: cheese_position_probe(acts[nm], labels[target], labels["maze"], top_k, seed) for nm in names}
