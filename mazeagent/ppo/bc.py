@@ -24,7 +24,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -66,6 +66,16 @@ class BCConfig:
 
 # ---- demonstrations ---------------------------------------------------------------------------------------------
 
+class Demos(NamedTuple):
+    """Labelled frames and where they came from (world squares, so any frame can be re-rendered and checked)."""
+
+    obs: np.ndarray  # (S, 64, 64, 3) uint8
+    label: np.ndarray  # (S,) move group 0..3 = left, down, up, right
+    level_seed: np.ndarray  # (S,)
+    square: np.ndarray  # (S, 2) world (row, col) of the mouse
+    reflected: np.ndarray  # (S,) facing right
+
+
 def _check_env(config: PPOConfig) -> None:
     if config.distribution_mode != "hard":
         raise ValueError("behaviour cloning needs hard-mode mazes (the geometry works on the 25x25 world), got "
@@ -97,9 +107,8 @@ def _renderer(use_backgrounds: bool):
                                                                 m, r, tables)))
 
 
-def demonstrations(config: PPOConfig, n_mazes: int, n_samples: int, rng: np.random.Generator
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """``n_samples`` labelled frames from ``n_mazes`` fresh training mazes: ``(obs uint8 (S,64,64,3), group (S,))``.
+def demonstrations(config: PPOConfig, n_mazes: int, n_samples: int, rng: np.random.Generator) -> Demos:
+    """``n_samples`` labelled frames from ``n_mazes`` fresh training mazes.
 
     Each sample puts the mouse on an open square that is not the cheese (uniform per maze) with a random facing;
     the label is the move group (0..3 = left, down, up, right) of the shortest path's first step to the cheese."""
@@ -124,13 +133,14 @@ def demonstrations(config: PPOConfig, n_mazes: int, n_samples: int, rng: np.rand
     render = _renderer(bool(config.use_backgrounds))
     obs = np.asarray(render(jnp.asarray(g.grid[maze]), jnp.asarray(g.background[maze]), jnp.asarray(square),
                             jnp.asarray(reflected)))
-    return obs, label
+    return Demos(obs, label, g.seed[maze], square, reflected)
 
 
 def chunk(config: PPOConfig, bc: BCConfig, index: int) -> tuple[np.ndarray, np.ndarray]:
     """Chunk ``index`` of the run's samples, shuffled: a pure function of ``(config.seed, index)``."""
     rng = np.random.default_rng([config.seed, index])
-    return demonstrations(config, bc.mazes_per_chunk, bc.chunk_steps * bc.batch, rng)
+    d = demonstrations(config, bc.mazes_per_chunk, bc.chunk_steps * bc.batch, rng)
+    return d.obs, d.label
 
 
 # ---- learning -----------------------------------------------------------------------------------------------------
@@ -165,9 +175,11 @@ def make_step(net: Any, optimizer: optax.GradientTransformation):
     return step
 
 
-def run(config: PPOConfig, bc: BCConfig, out_dir: str | Path, resume: bool = False, progress: bool = True) -> int:
+def run(config: PPOConfig, bc: BCConfig, out_dir: str | Path, resume: bool = False, progress: bool = True,
+        until: int | None = None) -> int:
     """Clone into ``out_dir`` (checkpoints/ readable by every ``--checkpoint`` option, metrics.jsonl). Exit codes as
-    :func:`mazeagent.ppo.runner.run`: 0 done, 128+signum after checkpointing on SIGTERM/SIGUSR1."""
+    :func:`mazeagent.ppo.runner.run`: 0 done, 128+signum after checkpointing on SIGTERM/SIGUSR1. ``until`` stops
+    (checkpointed, exit 0) after that many steps, for runs split over several sittings; ``--resume`` continues."""
     from tqdm import tqdm
 
     from mazeagent.ppo.checkpoint import list_checkpoints, load_checkpoint, read_meta, save_checkpoint
@@ -192,7 +204,7 @@ def run(config: PPOConfig, bc: BCConfig, out_dir: str | Path, resume: bool = Fal
     if existing:
         meta = read_meta(existing[-1])
         saved = meta.get("extra", {}).get("bc")
-        if saved != asdict(bc) or meta["config"] != config.to_dict():
+        if saved != asdict(bc) or PPOConfig.from_dict(meta["config"]) != config:
             raise ValueError(f"cannot resume from {existing[-1]}: its BC or env/net settings differ from the ones "
                              f"requested; use the same command line or a new --out")
         ckpt = load_checkpoint(root, target=jax.eval_shape(lambda: state))
@@ -214,7 +226,8 @@ def run(config: PPOConfig, bc: BCConfig, out_dir: str | Path, resume: bool = Fal
             total=bc.steps, initial=start, unit="step", desc="bc", disable=not progress, file=sys.stderr) as bar:
         data, data_index = None, -1
         t0, n0 = time.perf_counter(), start
-        while done < bc.steps and not stop.signum:
+        last = bc.steps if until is None else min(bc.steps, until)
+        while done < last and not stop.signum:
             c, offset = divmod(done, bc.chunk_steps)
             if c != data_index:
                 data, data_index = chunk(config, bc, c), c
@@ -240,7 +253,7 @@ def run(config: PPOConfig, bc: BCConfig, out_dir: str | Path, resume: bool = Fal
                                                        if k.startswith("eval/train")))
             log.write(json.dumps(row) + "\n")
             log.flush()
-            if done % bc.checkpoint_every == 0 or done == bc.steps:
+            if done % bc.checkpoint_every == 0 or done == last:
                 save(state, done)
     if code == 0 and stop.signum and done < bc.steps:
         save(state, done)

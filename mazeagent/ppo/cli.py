@@ -48,6 +48,7 @@ def _add_bc_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="run directory (checkpoints/, metrics.jsonl)")
     p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out, if any")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--until", type=int, default=None, help="stop (checkpointed) after this many steps; --resume goes on")
     for f, v in BCConfig().__dict__.items():
         p.add_argument(f"--{f.replace('_', '-')}", type=type(v), default=v, dest=f"bc_{f}",
                        help=f"(default {v})")
@@ -60,7 +61,7 @@ def _bc(args: argparse.Namespace) -> int:
 
     config = make_config(args.preset, args.overrides, args.seed)
     bc = BCConfig(**{k[3:]: v for k, v in vars(args).items() if k.startswith("bc_")})
-    return run(config, bc, args.out, resume=args.resume, progress=not args.no_progress)
+    return run(config, bc, args.out, resume=args.resume, progress=not args.no_progress, until=args.until)
 
 
 def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:

@@ -33,6 +33,9 @@ class PPOConfig:
     net_scale: int = 1
     # explicit channel widths of the three IMPALA blocks (e.g. (4, 8, 8) for CPU tests); None = (16, 32, 32) x scale
     net_widths: tuple[int, ...] | None = None
+    # start from this checkpoint's params (a run dir, checkpoints/ or step dir; e.g. a `mazeagent bc` warm start
+    # or a finetune into another distribution); None = fresh init. Adam starts fresh either way.
+    init_from: str | None = None
     # PPO (defaults: the published A100 config, research-notes §5)
     num_envs: int = 512
     num_steps: int = 256

@@ -31,6 +31,7 @@ EVAL_VIDEOS = 2  # episodes recorded (GIF + path still) at each evaluation when 
 RUN_KEYS = frozenset({"checkpoint_every", "keep_checkpoints", "eval_every", "eval_episodes", "wandb_mode",
                       "wandb_project", "wandb_entity"})
 _SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+READY_FILE = "READY"  # written by :func:`mark_ready` when the loop is about to run its first update
 
 
 def checkpoint_dir(out_dir: str | Path) -> Path:
@@ -46,7 +47,7 @@ def run(config: PPOConfig, out_dir: str | Path, resume: bool = False, progress: 
     """
     import jax
 
-    from mazeagent.ppo.checkpoint import list_checkpoints, load_checkpoint, read_meta
+    from mazeagent.ppo.checkpoint import list_checkpoints
     from mazeagent.ppo.logging import RunLogger
     from mazeagent.ppo.train import make_train
 
@@ -60,11 +61,12 @@ def run(config: PPOConfig, out_dir: str | Path, resume: bool = False, progress: 
         trainer = make_train(config)
         key = jax.random.PRNGKey(config.seed)
         if existing:  # compare configs first: a clearer message than a shape mismatch
-            check_resumable(PPOConfig.from_dict(read_meta(existing[-1])["config"]), config, existing[-1])
-            ckpt = load_checkpoint(ckpt_root, target=jax.eval_shape(trainer.init, key))
+            ckpt = load_newest_valid(ckpt_root, config, jax.eval_shape(trainer.init, key))
             state, start = ckpt.state, ckpt.step
         else:
             state, start = jax.jit(trainer.init)(key), 0
+            if config.init_from is not None:
+                state = init_params_from(state, config.init_from, trainer.optimizer)
         state = trainer.place(state)
         batch = config.batch_size
         logger = RunLogger(out_dir, config, resume_step=start * batch if existing else None)
@@ -104,6 +106,7 @@ def _loop(trainer: Any, state: Any, start: int, logger: Any, stop: "_SignalFlag"
 
     bar = tqdm(total=config.num_updates * batch, initial=start * batch, unit="step", unit_scale=True,
                dynamic_ncols=True, disable=not progress, desc="train", file=sys.stderr)
+    mark_ready(ckpt_root.parent, start)
     code, done = 0, start
     with bar:
         for u in range(start, config.num_updates):
@@ -147,6 +150,60 @@ def _loop(trainer: Any, state: Any, start: int, logger: Any, stop: "_SignalFlag"
 
 
 _ROLLOUT_KEYS = frozenset({"episodes", "episode_return", "episode_length", "cheese_rate"})
+
+
+def mark_ready(out_dir: Path, update: int) -> None:
+    """Write ``out_dir/READY`` (JSON: this process's pid and the update it starts from) just before the first update.
+
+    From then on the signal handlers are installed, so SIGTERM/SIGUSR1 end in a checkpoint: whoever wants to
+    interrupt a run on purpose (tests, job scripts) waits for this file instead of guessing from metrics or sleeps.
+    The pid tells a resumed run's file from its predecessor's; the rename makes the file appear complete."""
+    import json
+    import os
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / f".{READY_FILE}.{os.getpid()}"
+    tmp.write_text(json.dumps({"pid": os.getpid(), "update": update}) + "\n")
+    tmp.replace(out_dir / READY_FILE)
+
+
+def load_newest_valid(ckpt_root: Path, config: PPOConfig, target: Any) -> Any:
+    """The newest checkpoint that reads back intact, checked to train the same thing as ``config``. A corrupt newest
+    one (checksum mismatch, truncated meta: a kill mid-copy, a damaged disk) is skipped with a warning, so a long
+    run loses one checkpoint interval, not everything; only when none is valid is it an error."""
+    from mazeagent.ppo.checkpoint import list_checkpoints, load_checkpoint
+
+    problems = []
+    for path in reversed(list_checkpoints(ckpt_root)):
+        try:
+            saved = load_checkpoint(path)  # checksum and meta first: damage is skipped...
+        except ValueError as e:
+            problems.append(str(e))
+            continue
+        check_resumable(saved.config, config, path)  # ...a different config is an error
+        ckpt = load_checkpoint(path, target=target)
+        for p in problems:
+            print(f"mazeagent train: WARNING: skipping a damaged checkpoint: {p}", file=sys.stderr)
+        if problems:
+            print(f"mazeagent train: WARNING: resuming from the newest valid checkpoint, {ckpt.path.name}",
+                  file=sys.stderr)
+        return ckpt
+    raise ValueError(f"no valid checkpoint in {ckpt_root}: " + "; ".join(problems))
+
+
+def init_params_from(state: Any, source: str, optimizer: Any) -> Any:
+    """``state`` with the network params of checkpoint ``source`` (same architecture) and a fresh Adam state."""
+    import jax
+
+    from mazeagent.ppo.checkpoint import load_policy
+
+    _, params, cfg = load_policy(source)
+    want = jax.tree_util.tree_map(lambda a: (a.shape, str(a.dtype)), state.params)
+    got = jax.tree_util.tree_map(lambda a: (a.shape, str(a.dtype)), params)
+    if want != got:
+        raise ValueError(f"init_from={source!r}: its network (widths {cfg.net_widths}, scale {cfg.net_scale}) does "
+                         f"not match this config's; set net_widths/net_scale to the checkpoint's")
+    return state.replace(params=params, opt_state=optimizer.init(params))
 
 
 def check_resumable(saved: PPOConfig, requested: PPOConfig, path: Path) -> None:

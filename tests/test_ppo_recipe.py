@@ -1,0 +1,184 @@
+"""The CPU recipe's pieces: behaviour-cloning data and resume, ``init_from``, and resume past a damaged checkpoint."""
+from __future__ import annotations
+
+from collections import deque
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from mazeagent.maze.level import WALL
+from mazeagent.nets import ACTION_GROUPS, GROUP_DELTAS, GROUP_NAMES, group_probs
+from mazeagent.ppo import bc
+from mazeagent.ppo.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
+from mazeagent.ppo.config import preset
+from mazeagent.ppo.logging import read_metrics
+
+BC_ENV = preset("cpu").replace(max_maze_size=7, net_widths=(4, 8, 8), wandb_mode="disabled")
+BC_SMALL = bc.BCConfig(steps=4, batch=16, mazes_per_chunk=8, chunk_steps=2, checkpoint_every=2, eval_every=0,
+                       eval_episodes=4)
+TINY = preset("tiny").replace(total_timesteps=preset("tiny").batch_size * 3, checkpoint_every=1, keep_checkpoints=3,
+                              wandb_mode="disabled")
+
+
+def _bfs_dist(grid: np.ndarray, target: tuple[int, int]) -> dict[tuple[int, int], int]:
+    """Plain-Python BFS over open squares: an independent reference for the cloned labels."""
+    dist, todo = {target: 0}, deque([target])
+    while todo:
+        r, c = todo.popleft()
+        for dr, dc in ((0, 1), (0, -1), (1, 0), (-1, 0)):
+            n = (r + dr, c + dc)
+            if 0 <= n[0] < grid.shape[0] and 0 <= n[1] < grid.shape[1] and grid[n] != WALL and n not in dist:
+                dist[n] = dist[(r, c)] + 1
+                todo.append(n)
+    return dist
+
+
+def test_demonstrations_are_env_frames_labelled_with_a_shortest_path_move():
+    """Each frame is what the env shows with the mouse on that square and facing; each label moves one step closer
+    to the cheese by a BFS written here; the square is open and not the cheese; maze sizes obey max_maze_size."""
+    from mazeagent.env.core import EnvParams, observe, state_from_level
+    from mazeagent.env.levelgen import generate_batch
+
+    d = bc.demonstrations(BC_ENV, 6, 120, np.random.default_rng(5))
+    assert d.obs.shape == (120, 64, 64, 3) and d.obs.dtype == np.uint8
+    assert set(np.unique(d.label)) <= {0, 1, 2, 3} and len(np.unique(d.label)) >= 3
+    seeds = np.unique(d.level_seed)
+    g = generate_batch(seeds, rand_region=BC_ENV.rand_region)
+    assert (g.size <= 7).all()
+    levels = g.levels()
+    params = EnvParams(rand_region=BC_ENV.rand_region)
+    for j in range(0, 120, 7):
+        i = int(np.flatnonzero(seeds == d.level_seed[j])[0])
+        grid, sq = g.grid[i], tuple(int(v) for v in d.square[j])
+        dist = _bfs_dist(grid, tuple(g.cheese[i]))
+        assert grid[sq] != WALL and dist[sq] > 0
+        dr, dc = GROUP_DELTAS[GROUP_NAMES[d.label[j]]]
+        assert dist[(sq[0] + dr, sq[1] + dc)] == dist[sq] - 1
+        st = state_from_level(levels[i], params, background=int(g.background[i]))
+        st = st.replace(mouse=jnp.asarray(sq, jnp.int32), reflected=jnp.asarray(bool(d.reflected[j])))
+        assert np.array_equal(np.asarray(observe(st, params)), d.obs[j])
+
+
+def test_demonstration_squares_and_labels_match_an_independent_bfs():
+    """Every (square, label) drawn is an open non-cheese square whose labelled move goes one step closer."""
+    from mazeagent.env.levelgen import generate_batch
+    from mazeagent.maze.geometry import next_step_towards
+
+    rng = np.random.default_rng(1)
+    g = generate_batch(bc.training_seeds(BC_ENV, 5, rng), rand_region=BC_ENV.rand_region)
+    moves = next_step_towards(g.batch(), g.batch().cheese)
+    for i in range(5):
+        dist = _bfs_dist(g.grid[i], tuple(g.cheese[i]))
+        for (r, c), d in dist.items():
+            m = moves[i, r, c]
+            if d == 0:
+                assert m == -1
+                continue
+            dr, dc = GROUP_DELTAS[GROUP_NAMES[m]]
+            assert dist[(r + dr, c + dc)] == d - 1
+
+
+def test_chunks_are_a_pure_function_of_seed_and_index():
+    a, b = bc.chunk(BC_ENV, BC_SMALL, 3), bc.chunk(BC_ENV, BC_SMALL, 3)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    c = bc.chunk(BC_ENV, BC_SMALL, 4)
+    assert not np.array_equal(a[0], c[0])
+    assert a[0].shape[0] == BC_SMALL.chunk_steps * BC_SMALL.batch
+
+
+def test_group_log_probs_are_the_log_of_grouped_probabilities():
+    logits = jax.random.normal(jax.random.PRNGKey(0), (7, 15)) * 3
+    assert np.allclose(np.exp(bc.group_log_probs(logits)), group_probs(logits), atol=1e-6)
+    assert sorted(sum(ACTION_GROUPS.values(), ())) == list(range(15))
+
+
+def test_bc_stopped_and_resumed_is_bitwise_an_uninterrupted_run(tmp_path):
+    assert bc.run(BC_ENV, BC_SMALL, tmp_path / "ref", progress=False) == 0
+    assert bc.run(BC_ENV, BC_SMALL, tmp_path / "cut", progress=False, until=2) == 0
+    assert load_checkpoint(tmp_path / "cut").step == 2
+    with pytest.raises(ValueError, match="settings differ"):  # a different command line cannot resume
+        bc.run(BC_ENV, BC_SMALL.__class__(**{**BC_SMALL.__dict__, "lr": 0.5}), tmp_path / "cut", resume=True,
+               progress=False)
+    with pytest.raises(ValueError, match="already holds checkpoints"):
+        bc.run(BC_ENV, BC_SMALL, tmp_path / "cut", progress=False)
+    assert bc.run(BC_ENV, BC_SMALL, tmp_path / "cut", resume=True, progress=False) == 0
+    ref = load_checkpoint(tmp_path / "ref" / "checkpoints").state
+    got = load_checkpoint(tmp_path / "cut" / "checkpoints").state
+    for a, b in zip(jax.tree_util.tree_leaves(ref), jax.tree_util.tree_leaves(got), strict=True):
+        assert np.array_equal(a, b)
+    rows = [r["step"] for r in read_metrics(tmp_path / "cut")]
+    assert rows == [1, 2, 3, 4]
+    assert load_checkpoint(tmp_path / "ref").meta["extra"]["recipe"] == "bc"
+
+
+def test_bc_refuses_easy_mode_and_bad_settings(tmp_path):
+    with pytest.raises(ValueError, match="hard-mode"):
+        bc.run(BC_ENV.replace(distribution_mode="easy", max_maze_size=None), BC_SMALL, tmp_path, progress=False)
+    with pytest.raises(ValueError, match="multiple of chunk_steps"):
+        bc.BCConfig(checkpoint_every=3, chunk_steps=2).validate()
+    with pytest.raises(ValueError, match="batch must be > 0"):
+        bc.BCConfig(batch=0).validate()
+
+
+def test_init_from_copies_params_and_checks_the_architecture(tmp_path):
+    from mazeagent.ppo.runner import init_params_from
+    from mazeagent.ppo.train import make_train
+
+    src = make_train(TINY)
+    src_state = src.init(jax.random.PRNGKey(7))
+    save_checkpoint(tmp_path / "src", {"params": src_state.params}, TINY, 1)
+    trainer = make_train(TINY.replace(init_from=str(tmp_path / "src")))
+    fresh = trainer.init(jax.random.PRNGKey(0))
+    state = init_params_from(fresh, str(tmp_path / "src"), trainer.optimizer)
+    for a, b in zip(jax.tree_util.tree_leaves(state.params), jax.tree_util.tree_leaves(src_state.params), strict=True):
+        assert np.array_equal(a, b)
+    assert not all(np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(fresh.params),
+                                                          jax.tree_util.tree_leaves(src_state.params)))
+    wide = make_train(TINY.replace(net_widths=(8, 8, 8)))
+    with pytest.raises(ValueError, match="does not match this config"):
+        init_params_from(wide.init(jax.random.PRNGKey(0)), str(tmp_path / "src"), wide.optimizer)
+
+
+def test_train_init_from_starts_at_the_given_params(tmp_path):
+    from mazeagent.ppo.runner import run
+
+    one = TINY.replace(total_timesteps=TINY.batch_size)
+    assert run(one, tmp_path / "a", progress=False) == 0
+    cfg = one.replace(init_from=str(tmp_path / "a"), seed=1)
+    assert run(cfg, tmp_path / "b", progress=False) == 0
+    assert run(one.replace(seed=1), tmp_path / "c", progress=False) == 0
+    b = load_checkpoint(tmp_path / "b").state["params"]
+    c = load_checkpoint(tmp_path / "c").state["params"]
+    a = load_checkpoint(tmp_path / "a").state["params"]
+    # one PPO update from a's params stays near a's params, far from a fresh init
+    diff = lambda x, y: max(float(np.abs(np.asarray(u) - np.asarray(v)).max())  # noqa: E731
+                            for u, v in zip(jax.tree_util.tree_leaves(x), jax.tree_util.tree_leaves(y), strict=True))
+    assert diff(b, a) < diff(c, a)
+
+
+def test_resume_skips_a_damaged_newest_checkpoint_with_a_warning(tmp_path, capsys):
+    from mazeagent.ppo.runner import run
+
+    assert run(TINY, tmp_path / "ref", progress=False) == 0
+    assert run(TINY, tmp_path / "hurt", progress=False) == 0
+    newest = list_checkpoints(tmp_path / "hurt" / "checkpoints")[-1]
+    data = bytearray((newest / "arrays.npz").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (newest / "arrays.npz").write_bytes(bytes(data))
+    capsys.readouterr()
+    assert run(TINY, tmp_path / "hurt", resume=True, progress=False) == 0
+    err = capsys.readouterr().err
+    assert "WARNING: skipping a damaged checkpoint" in err and "step_00000002" in err
+    ref = load_checkpoint(tmp_path / "ref").state
+    got = load_checkpoint(tmp_path / "hurt").state
+    for a, b in zip(jax.tree_util.tree_leaves(ref), jax.tree_util.tree_leaves(got), strict=True):
+        assert np.array_equal(a, b)
+    steps = [r["step"] for r in read_metrics(tmp_path / "hurt")]
+    assert steps == [r["step"] for r in read_metrics(tmp_path / "ref")]
+    # every checkpoint damaged: a clear error, nothing overwritten
+    for p in list_checkpoints(tmp_path / "hurt" / "checkpoints"):
+        (p / "meta.json").write_text('{"format": "mazeagent-checkpoint-v1", "st')
+    with pytest.raises(ValueError, match="no valid checkpoint"):
+        run(TINY, tmp_path / "hurt", resume=True, progress=False)
