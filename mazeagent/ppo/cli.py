@@ -69,7 +69,15 @@ def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:
     _add_config_args(p, "paper")
     p.add_argument("--seconds", type=float, default=10.0, help="time spent on whole updates (parts get 1/4 each)")
     p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=_bench)
+    p.add_argument("--vs-torch", action="store_true",
+                   help="time the learning phase against the same written plainly in PyTorch (CPU), at scale-1 and "
+                        "cpu-preset widths; prints ours, torch and ratio (default preset for this mode: cpu)")
+    p.add_argument("--num-envs", type=int, default=None,
+                   help="override the preset's num_envs (--vs-torch default: 32, so that the scale-1 learning phase, "
+                        "unrolled on CPU, fits in 16 GB)")
+    p.add_argument("--num-steps", type=int, default=None, help="override the preset's num_steps")
+    p.add_argument("--repeats", type=int, default=3, help="--vs-torch: timed learning phases per side (best counts)")
+    p.set_defaults(func=_bench, preset=None)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -96,11 +104,17 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from mazeagent.ppo.bench import bench_train
+    from mazeagent.ppo.bench import bench_train, bench_vs_torch
     from mazeagent.ppo.config import make_config
 
-    config = make_config(args.preset, args.overrides, args.seed)
-    result = {"preset": args.preset, **bench_train(config, args.seconds)}
+    preset = args.preset or ("cpu" if args.vs_torch else "paper")
+    num_envs = 32 if args.vs_torch and args.num_envs is None else args.num_envs
+    sizes = [f"{k}={v}" for k, v in (("num_envs", num_envs), ("num_steps", args.num_steps)) if v is not None]
+    config = make_config(preset, sizes + args.overrides, args.seed)
+    if args.vs_torch:
+        result = {"preset": preset, **bench_vs_torch(config, args.repeats, progress=not args.json)}
+    else:
+        result = {"preset": preset, **bench_train(config, args.seconds)}
     _print(result, args.json)
     return 0
 

@@ -29,6 +29,12 @@ class PPOConfig:
     use_backgrounds: bool = True
     # not procgen: skip levels whose maze is larger than this odd size (None = procgen's sizes); for CPU-sized runs
     max_maze_size: int | None = None
+    # maze-size curriculum (mazeagent.ppo.curriculum): ((start_env_step, max_maze_size), ...), first start 0, starts
+    # and sizes increasing, last size <= max_maze_size; `--set curriculum=0:5,200000:9`. None = max_maze_size throughout
+    curriculum: tuple[tuple[int, int], ...] | None = None
+    # end a stage early once the training cheese rate over its newest curriculum_window episodes reaches this rate
+    curriculum_advance_at: float | None = None
+    curriculum_window: int = 256
     # network (mazeagent.nets.ImpalaCNN)
     net_scale: int = 1
     # explicit channel widths of the three IMPALA blocks (e.g. (4, 8, 8) for CPU tests); None = (16, 32, 32) x scale
@@ -88,6 +94,8 @@ class PPOConfig:
         d = dict(d)
         if isinstance(d.get("net_widths"), list):  # JSON has no tuples; a tuple keeps the config hashable
             d["net_widths"] = tuple(d["net_widths"])
+        if isinstance(d.get("curriculum"), list):
+            d["curriculum"] = tuple(tuple(s) if isinstance(s, list) else s for s in d["curriculum"])
         return cls(**d).validate()
 
     def replace(self, **kw: Any) -> "PPOConfig":
@@ -109,7 +117,7 @@ class PPOConfig:
                 errors.append(msg)
 
         for name in ("num_envs", "num_steps", "update_epochs", "num_minibatches", "total_timesteps", "timeout",
-                     "net_scale", "checkpoint_every", "keep_checkpoints", "eval_episodes"):
+                     "net_scale", "checkpoint_every", "keep_checkpoints", "eval_episodes", "curriculum_window"):
             need(getattr(self, name) > 0, f"{name} must be > 0, got {getattr(self, name)}")
         if self.net_widths is not None:
             need(len(self.net_widths) == 3 and all(w > 0 for w in self.net_widths),
@@ -138,6 +146,10 @@ class PPOConfig:
                 check_max_maze_size(self.max_maze_size, world_dim(self.distribution_mode))
             except ValueError as e:
                 errors.append(str(e))
+        from mazeagent.ppo.curriculum import schedule_errors
+        errors += schedule_errors(self)
+        need(self.curriculum_advance_at is None or 0 < self.curriculum_advance_at <= 1,
+             f"curriculum_advance_at must be None or in (0, 1], got {self.curriculum_advance_at}")
         need(self.wandb_mode in WANDB_MODES, f"wandb_mode must be one of {WANDB_MODES}, got {self.wandb_mode!r}")
         if self.num_minibatches > 0 and self.num_envs > 0 and self.num_steps > 0:
             need(self.batch_size % self.num_minibatches == 0,
@@ -214,8 +226,11 @@ def _check_keys(d: dict[str, Any]) -> None:
 
 
 def _type_ok(v: Any, tp: Any) -> bool:
-    if typing.get_origin(tp) is tuple:  # tuple[int, ...]
-        return isinstance(v, tuple) and all(_type_ok(x, typing.get_args(tp)[0]) for x in v)
+    if typing.get_origin(tp) is tuple:  # tuple[int, ...] or tuple[int, int]
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return isinstance(v, tuple) and all(_type_ok(x, args[0]) for x in v)
+        return isinstance(v, tuple) and len(v) == len(args) and all(_type_ok(x, a) for x, a in zip(v, args))
     if isinstance(tp, types.UnionType):
         return any(_type_ok(v, a) for a in typing.get_args(tp))
     if tp is type(None):
@@ -228,6 +243,8 @@ def _type_ok(v: Any, tp: Any) -> bool:
 
 
 def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) is tuple and typing.get_origin(typing.get_args(tp)[0]) is tuple:
+        return "comma-separated START:SIZE pairs (e.g. 0:5,100000:9)"
     if typing.get_origin(tp) is tuple:
         return f"a tuple of {_type_name(typing.get_args(tp)[0])} (comma-separated, e.g. 4,8,8)"
     if isinstance(tp, types.UnionType):
@@ -242,6 +259,8 @@ def _parse_value(key: str, raw: str) -> Any:
         return None
     for opt in options:
         try:
+            if typing.get_origin(opt) is tuple and typing.get_origin(typing.get_args(opt)[0]) is tuple:
+                return _parse_pairs(raw)
             if typing.get_origin(opt) is tuple:  # tuple[int, ...]: "4,8,8" or "(4, 8, 8)"
                 return tuple(int(x) for x in raw.strip("()[] ").split(","))
             if opt is bool:
@@ -266,3 +285,22 @@ def _parse_value(key: str, raw: str) -> Any:
         except ValueError:
             continue
     raise ValueError(f"cannot parse {key}={raw!r} as {_type_name(tp)}")
+
+
+def _parse_pairs(raw: str) -> tuple[tuple[int, int], ...]:
+    """``"0:5,100_000:9"`` (or ``1e5:9``) -> ``((0, 5), (100000, 9))``; a non-integer or a missing ``:`` is an error."""
+    pairs = [p.split(":") for p in raw.strip("()[] ").split(",")]
+    if any(len(p) != 2 for p in pairs):
+        raise ValueError(raw)
+    return tuple((_int(a), _int(b)) for a, b in pairs)
+
+
+def _int(raw: str) -> int:
+    """80_000_000 and 8e7 are ints; 2.5 is an error, never truncated."""
+    try:
+        return int(raw)
+    except ValueError:
+        as_float = float(raw)
+        if not as_float.is_integer():
+            raise
+        return int(as_float)

@@ -73,14 +73,15 @@ def run(config: PPOConfig, out_dir: str | Path, resume: bool = False, progress: 
         try:
             if existing:  # a kill between saving it and flushing wandb may have lost its artifact record
                 logger.log_checkpoint(ckpt.path, start, start * batch)
-            return _loop(trainer, state, start, logger, stop, ckpt_root, progress, key, resumed=bool(existing))
+            return _loop(trainer, state, start, logger, stop, ckpt_root, progress, key, resumed=bool(existing),
+                         extra=ckpt.meta.get("extra") if existing else None)
         except BaseException:
             logger.close(exit_code=1)
             raise
 
 
 def _loop(trainer: Any, state: Any, start: int, logger: Any, stop: "_SignalFlag", ckpt_root: Path,
-          progress: bool, key: Any, resumed: bool) -> int:
+          progress: bool, key: Any, resumed: bool, extra: dict | None = None) -> int:
     import jax
     from tqdm import tqdm
 
@@ -91,6 +92,7 @@ def _loop(trainer: Any, state: Any, start: int, logger: Any, stop: "_SignalFlag"
     config = trainer.config
     batch = config.batch_size
     update = jax.jit(trainer.update)
+    curriculum, size = _curriculum(trainer, extra), None  # None without one: the plain path above, unchanged
     evaluate = make_evaluator(config)
     eval_key = jax.random.fold_in(key, 1)
     video_key = jax.random.fold_in(key, 2)
@@ -99,8 +101,9 @@ def _loop(trainer: Any, state: Any, start: int, logger: Any, stop: "_SignalFlag"
     def save(s: Any, u: int) -> None:
         nonlocal saved_at
         if u != saved_at:
+            more = {"curriculum": curriculum.to_json()} if curriculum is not None else {}
             path = save_checkpoint(ckpt_root, s, config, u, keep=config.keep_checkpoints,
-                                   extra={"env_steps": u * batch, "wandb_id": logger.run_id})
+                                   extra={"env_steps": u * batch, "wandb_id": logger.run_id, **more})
             saved_at = u
             logger.log_checkpoint(path, u, u * batch)  # after the rename: the artifact sees a final checkpoint
 
@@ -113,6 +116,9 @@ def _loop(trainer: Any, state: Any, start: int, logger: Any, stop: "_SignalFlag"
             if stop.signum:
                 break
             t0 = time.perf_counter()
+            if curriculum is not None:
+                size = curriculum.begin(u)
+                update = curriculum.updates[size]
             new_state, stats = update(state)
             stats = {k: float(v) for k, v in jax.device_get(stats).items()}
             bad = [k for k in ("loss", "grad_norm") if not math.isfinite(stats[k])]
@@ -127,6 +133,9 @@ def _loop(trainer: Any, state: Any, start: int, logger: Any, stop: "_SignalFlag"
             state, done = new_state, u + 1
             row = {"step": done * batch, "update": done}
             row.update({f"{'rollout' if k in _ROLLOUT_KEYS else 'train'}/{k}": v for k, v in stats.items()})
+            if curriculum is not None:
+                row.update({"curriculum/max_maze_size": size, "curriculum/stage": curriculum.stage})
+                curriculum.observe(stats["episodes"], stats["cheese_rate"])
             evaluating = done == config.num_updates or bool(config.eval_every and done % config.eval_every == 0)
             if evaluating:
                 row.update(evaluate(state.params, jax.random.fold_in(eval_key, done)))
@@ -147,6 +156,21 @@ def _loop(trainer: Any, state: Any, start: int, logger: Any, stop: "_SignalFlag"
         code = 128 + stop.signum
     logger.close(exit_code=code)
     return code
+
+
+def _curriculum(trainer: Any, extra: dict | None) -> Any:
+    """The config's :class:`~mazeagent.ppo.curriculum.Curriculum` as saved in ``extra``, with ``updates``: one jitted
+    update per stage size (compiled on first use; the envs are built now, so a bad stage fails before training)."""
+    import jax
+
+    from mazeagent.ppo.curriculum import Curriculum
+    from mazeagent.ppo.train import stage_trainer
+
+    if not trainer.config.curriculum:
+        return None
+    cur = Curriculum.restore(trainer.config, extra)
+    cur.updates = {n: jax.jit(stage_trainer(trainer, n).update) for _, n in trainer.config.curriculum}
+    return cur
 
 
 _ROLLOUT_KEYS = frozenset({"episodes", "episode_return", "episode_length", "cheese_rate"})

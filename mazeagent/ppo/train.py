@@ -10,7 +10,7 @@ Everything the next update depends on lives in :class:`RunnerState`, so a checkp
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 import jax
@@ -223,7 +223,8 @@ class Trainer:
         return state, stats
 
     def train(self, key: jax.Array) -> tuple[RunnerState, dict[str, jax.Array]]:
-        """The whole run as one pure function (``jax.jit(trainer.train)(key)``); metrics stacked per update."""
+        """The whole run as one pure function (``jax.jit(trainer.train)(key)``); metrics stacked per update.
+        A ``curriculum`` stays at its first stage here: the runner switches stages between updates."""
         return jax.lax.scan(lambda s, _: self.update(s), self.init(key), None, length=self.config.num_updates)
 
 
@@ -247,14 +248,17 @@ def episode_stats(traj: Transition) -> dict[str, jax.Array]:
             "cheese_rate": ((traj.raw_reward > 0) * done).sum() / denom}
 
 
-def make_env(config: PPOConfig, rand_region: int | None | str = "config", num_envs: int | None = None) -> Any:
-    """The batched JAX env a config trains on (``rand_region`` overridable for evaluation on stock levels)."""
+def make_env(config: PPOConfig, rand_region: int | None | str = "config", num_envs: int | None = None,
+             max_maze_size: int | None | str = "config") -> Any:
+    """The batched JAX env a config trains on (``rand_region`` overridable for evaluation on stock levels,
+    ``max_maze_size`` for a curriculum stage)."""
     from mazeagent.env import EnvParams, make_vec_env
 
     params = EnvParams(distribution_mode=config.distribution_mode,
                        rand_region=config.rand_region if rand_region == "config" else rand_region,
                        num_levels=config.num_levels, start_level=config.start_level, timeout=config.timeout,
-                       use_backgrounds=config.use_backgrounds, max_maze_size=config.max_maze_size)
+                       use_backgrounds=config.use_backgrounds,
+                       max_maze_size=config.max_maze_size if max_maze_size == "config" else max_maze_size)
     return make_vec_env(params, num_envs or config.num_envs)
 
 
@@ -280,12 +284,17 @@ def make_net(config: PPOConfig) -> Any:
 
 
 def make_train(config: PPOConfig, devices: list | None = None) -> Trainer:
-    """Validate ``config`` (ValueError before anything compiles) and build the trainer's pure functions.
+    """Validate ``config`` (ValueError before anything compiles) and build the trainer's pure functions (with a
+    ``curriculum``, on its first stage's mazes: :func:`stage_trainer` gives the others).
 
     ``devices`` (default: all visible) > 1 makes the update data-parallel over them; ``num_envs`` and the
-    minibatch size must then divide evenly."""
+    minibatch size must then divide evenly. A run estimated not to fit the devices' memory is a ValueError too
+    (:func:`mazeagent.ppo.memory.check_memory`), rather than an XLA out-of-memory after minutes of compiling."""
+    from mazeagent.ppo.memory import check_memory
+
     config.validate()
     devices = list(jax.devices() if devices is None else devices)
+    check_memory(config, devices[0], len(devices))
     mesh = None
     if len(devices) > 1:
         k = len(devices)
@@ -293,7 +302,13 @@ def make_train(config: PPOConfig, devices: list | None = None) -> Trainer:
             raise ValueError(f"with {k} devices, num_envs ({config.num_envs}) and the minibatch size "
                              f"({config.minibatch_size}) must be multiples of {k}")
         mesh = Mesh(np.array(devices), ("data",))
-    env = make_env(config)
+    env = make_env(config, max_maze_size=config.curriculum[0][1] if config.curriculum else "config")
     net = make_net(config)
     return Trainer(config=config, net=net, env=env, optimizer=make_optimizer(config), mesh=mesh,
                    unroll_learn=devices[0].platform == "cpu")
+
+
+def stage_trainer(trainer: Trainer, max_maze_size: int) -> Trainer:
+    """``trainer`` on mazes up to ``max_maze_size`` (a curriculum stage): only the static env differs, so a
+    :class:`RunnerState` carries over between stages unchanged."""
+    return replace(trainer, env=make_env(trainer.config, max_maze_size=max_maze_size))
