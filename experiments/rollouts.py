@@ -28,11 +28,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mazeagent.maze.level import SPACE, WALL, WORLD, Level, LevelBatch
+from mazeagent.maze.level import SPACE, TIMEOUT, WALL, WORLD, Level, LevelBatch
 from mazeagent.nets import ACTION_GROUPS, ACTION_TO_GROUP, GROUP_NAMES, group_probs
 
 HORIZONS = (256, 500)
-TIMEOUT = 500
 NOOP = GROUP_NAMES.index("noop")
 GROUP_ACTION = np.array([1, 3, 5, 7, 4], np.int32)  # a procgen action in each group (left, down, up, right, noop)
 EVAL_BATCH = 256  # policy batch: on CPU as efficient per frame as 1024, and it caps the padding waste

@@ -16,6 +16,8 @@ from typing import Any
 import jax
 import numpy as np
 
+from mazeagent.maze.level import TIMEOUT
+
 ASSET_AGENT = Path(__file__).resolve().parent.parent / "mazeagent" / "assets" / "agent"
 
 
@@ -23,7 +25,7 @@ ASSET_AGENT = Path(__file__).resolve().parent.parent / "mazeagent" / "assets" / 
 class StudyConfig:
     mazes: int = 10_000
     seed: int = 0
-    horizon: int = 500  # one rollout gives both the 256 and 500 horizons
+    horizon: int = TIMEOUT  # one rollout gives both the 256 and 500 horizons
     greedy: bool = False
     chunk: int = 1024
     f11_mazes: int = 200
@@ -212,7 +214,7 @@ def replay_episodes(mazes: Any, idx: list[int], actions: list[str]) -> list[Any]
     strings (one move group per character, as in episodes.csv), stepped together."""
     import jax.numpy as jnp
 
-    from experiments.rollouts import TIMEOUT, renderers, replay_moves, static_frames
+    from experiments.rollouts import renderers, replay_moves, static_frames
     from mazeagent.maze.level import WORLD
     from mazeagent.media import Episode
 

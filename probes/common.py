@@ -19,7 +19,7 @@ import numpy as np
 
 from experiments import verdicts as V
 from experiments.report import Report
-from experiments.rollouts import RolloutConfig, from_generated, generate_mazes, rollout
+from experiments.rollouts import TIMEOUT, RolloutConfig, from_generated, generate_mazes, rollout
 from experiments.stats import bootstrap_ci, proportion
 from mazeagent.nets.hooks import DEFAULT_LAYER
 from probes import channels as CH
@@ -35,7 +35,7 @@ LATER_LAYERS = tuple(f"embedder.block{b}.res{r}.resadd_out" for b in (2, 3) for 
 class ProbeStudyConfig:
     seed: int = 0
     layer: str = DEFAULT_LAYER
-    horizon: int = 500
+    horizon: int = TIMEOUT
     chunk: int = 256  # mazes per rollout chunk
     max_maze_size: int | None = None  # mazes up to this size (the agent's training sizes); None: all
     n_channel_mazes: int = 20  # channel discovery (O2)

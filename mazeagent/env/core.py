@@ -18,11 +18,9 @@ from flax import struct
 
 from mazeagent.env import levelgen
 from mazeagent.env import mt19937 as mt
-from mazeagent.maze.level import CHEESE, WALL, WORLD, Level, inner_to_world
+from mazeagent.maze.level import CHEESE, NUM_ACTIONS, TIMEOUT, WALL, WORLD, Level, inner_to_world
 
-NUM_ACTIONS = 15
 CHEESE_REWARD = 10.0
-PROCGEN_TIMEOUT = 500
 MAX_SIZE_SCAN = 100_000  # a fixed level set up to this many seeds is checked to hold a small-enough maze
 
 
@@ -42,7 +40,7 @@ class EnvParams:
     rand_region: int | None = struct.field(pytree_node=False, default=None)
     num_levels: int = struct.field(pytree_node=False, default=0)
     start_level: int = struct.field(pytree_node=False, default=0)
-    timeout: int = struct.field(pytree_node=False, default=PROCGEN_TIMEOUT)
+    timeout: int = struct.field(pytree_node=False, default=TIMEOUT)
     use_backgrounds: bool = struct.field(pytree_node=False, default=True)
     max_maze_size: int | None = struct.field(pytree_node=False, default=None)
 
@@ -57,7 +55,7 @@ class EnvParams:
                 raise ValueError(f"none of the {self.num_levels} levels from start_level={self.start_level} has a "
                                  f"maze of size <= max_maze_size={self.max_maze_size}")
         if isinstance(self.timeout, bool) or not isinstance(self.timeout, (int, np.integer)) or self.timeout < 1:
-            raise ValueError(f"timeout must be an int >= 1 (procgen's maze uses {PROCGEN_TIMEOUT}), "
+            raise ValueError(f"timeout must be an int >= 1 (procgen's maze uses {TIMEOUT}), "
                              f"got {self.timeout!r}")
         if not isinstance(self.use_backgrounds, (bool, np.bool_)):
             raise ValueError(f"use_backgrounds must be a bool, got {self.use_backgrounds!r}")

@@ -23,6 +23,8 @@ import numpy as np
 WORLD = 25  # hard-mode world_dim
 OBS = 64  # observation side in pixels
 MIN_SIZE, MAX_SIZE = 3, 25
+NUM_ACTIONS = 15  # procgen's discrete action space (maze uses it unchanged)
+TIMEOUT = 500  # procgen maze's episode timeout in steps
 
 # procgen grid codes (object-ids.h / maze.cpp)
 WALL = 51

@@ -17,9 +17,10 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from mazeagent.maze.level import NUM_ACTIONS
+
 OBS_SHAPE = (64, 64, 3)
 BASE_WIDTHS = (16, 32, 32)
-NUM_ACTIONS = 15
 HIDDEN = 256
 
 # Published trainer init (train-procgen-pytorch `xavier_uniform_init` / `orthogonal_init`): zero biases everywhere.

@@ -12,6 +12,8 @@ import typing
 from dataclasses import dataclass, fields
 from typing import Any
 
+from mazeagent.maze.level import TIMEOUT
+
 WANDB_MODES = ("offline", "online", "disabled")
 
 
@@ -25,7 +27,7 @@ class PPOConfig:
     rand_region: int | None = 5
     num_levels: int = 0
     start_level: int = 0
-    timeout: int = 500
+    timeout: int = TIMEOUT
     use_backgrounds: bool = True
     # not procgen: skip levels whose maze is larger than this odd size (None = procgen's sizes); for CPU-sized runs
     max_maze_size: int | None = None

@@ -19,12 +19,11 @@ from typing import Any
 import numpy as np
 
 from mazeagent.maze.edit import check_connectivity
-from mazeagent.maze.level import CHEESE, SPACE, WALL, Level, Square
+from mazeagent.maze.level import CHEESE, NUM_ACTIONS, SPACE, WALL, Level, Square
 from mazeagent.procgen.state import (DISTRIBUTION_MODES, N_BACKGROUNDS, WORLD_DIMS, MazeState,
                                      parse_state, serialize_state)
 
 GAME_NAME = "maze"
-NUM_ACTIONS = 15
 MAX_STATE_SIZE = 2 ** 20  # procgen env.py: the buffer get_state writes into
 
 
