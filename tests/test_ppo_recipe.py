@@ -182,3 +182,132 @@ def test_resume_skips_a_damaged_newest_checkpoint_with_a_warning(tmp_path, capsy
         (p / "meta.json").write_text('{"format": "mazeagent-checkpoint-v1", "st')
     with pytest.raises(ValueError, match="no valid checkpoint"):
         run(TINY, tmp_path / "hurt", resume=True, progress=False)
+
+
+# ---- the torch learner and DAgger ----------------------------------------------------------------------------------
+
+def _init_params(cfg):
+    from mazeagent.ppo.train import make_net
+
+    return make_net(cfg).init(jax.random.PRNGKey(3), jnp.zeros((1, 64, 64, 3), jnp.uint8))
+
+
+def test_torch_learner_matches_the_jax_learner_step_for_step():
+    """Same params, same batch: equal logits, losses and accuracies, and params that stay within Adam's rounding."""
+    from mazeagent.ppo.bc_torch import TorchLearner, cosine_lr
+    from mazeagent.ppo.torch_learn import from_flax, to_flax
+
+    import optax
+
+    p = _init_params(BC_ENV)
+    back = to_flax(from_flax(p, BC_ENV.net_widths), p)
+    for a, b in zip(jax.tree_util.tree_leaves(p), jax.tree_util.tree_leaves(back), strict=True):
+        assert np.array_equal(a, b)
+    sched = optax.cosine_decay_schedule(1e-3, 40, alpha=0.05)
+    cfg_bc = bc.BCConfig(steps=40, lr=1e-3)
+    assert all(abs(cosine_lr(cfg_bc, t) - float(sched(t))) < 1e-9 for t in (0, 1, 17, 39, 40, 55))
+    small = BC_SMALL
+    obs, label = bc.chunk(BC_ENV, small, 0)
+    j, t = bc.JaxLearner(BC_ENV, small, p), TorchLearner(BC_ENV, small, p)
+    assert np.abs(j.logits(obs) - t.logits(obs)).max() < 1e-5
+    for k in range(small.chunk_steps):
+        sl = slice(k * small.batch, (k + 1) * small.batch)
+        (lj, aj), (lt, at) = j.step(obs[sl], label[sl]), t.step(obs[sl], label[sl])
+        assert abs(lj - lt) < 1e-4 * abs(lj) and aj == at
+    moved = max(float(np.abs(np.asarray(a) - np.asarray(b)).max())
+                for a, b in zip(jax.tree_util.tree_leaves(p), jax.tree_util.tree_leaves(j.params()), strict=True))
+    gap = max(float(np.abs(np.asarray(a) - np.asarray(b)).max())
+              for a, b in zip(jax.tree_util.tree_leaves(j.params()), jax.tree_util.tree_leaves(t.params()),
+                              strict=True))
+    assert moved > 1e-3 and gap < 1e-3 * moved
+
+
+def _constant_policy(action: int):
+    def policy(obs):
+        logits = np.full((len(obs), 15), -30.0, np.float32)
+        logits[:, action] = 30.0
+        return logits
+    return policy
+
+
+def test_dagger_samples_are_the_policys_own_states_labelled_by_the_expert():
+    """A policy that never moves visits only its start squares (half of them the maze's start, facing left); one
+    that always goes right ends up facing right; every sample's label moves one step closer (independent BFS) and
+    its frame is the env's frame; a sample is never the cheese."""
+    from mazeagent.env.core import EnvParams, observe, state_from_level
+    from mazeagent.env.levelgen import generate_batch
+
+    still = bc.rollout_demonstrations(BC_ENV, _constant_policy(4), 8, 200, 6, np.random.default_rng(2))
+    pairs = {(int(s), int(r), int(c)) for s, (r, c) in zip(still.level_seed, still.square, strict=True)}
+    assert len(pairs) <= 8
+    g = generate_batch(np.unique(still.level_seed), rand_region=BC_ENV.rand_region)
+    at_start = [tuple(sq) == tuple(g.mouse[np.flatnonzero(g.seed == s)[0]])
+                for s, sq in zip(still.level_seed, still.square, strict=True)]
+    assert 0 < np.mean(at_start) < 1 and not still.reflected[np.asarray(at_start)].any()
+
+    right = bc.rollout_demonstrations(BC_ENV, _constant_policy(7), 8, 400, 6, np.random.default_rng(2))
+    assert right.reflected.mean() > 0.75
+    g = generate_batch(np.unique(right.level_seed), rand_region=BC_ENV.rand_region)
+    levels, params = g.levels(), EnvParams(rand_region=BC_ENV.rand_region)
+    for j in range(0, 400, 23):
+        i = int(np.flatnonzero(g.seed == right.level_seed[j])[0])
+        sq = tuple(int(v) for v in right.square[j])
+        dist = _bfs_dist(g.grid[i], tuple(g.cheese[i]))
+        assert dist[sq] > 0
+        dr, dc = GROUP_DELTAS[GROUP_NAMES[right.label[j]]]
+        assert dist[(sq[0] + dr, sq[1] + dc)] == dist[sq] - 1
+        st = state_from_level(levels[i], params, background=int(g.background[i]))
+        st = st.replace(mouse=jnp.asarray(sq, jnp.int32), reflected=jnp.asarray(bool(right.reflected[j])))
+        assert np.array_equal(np.asarray(observe(st, params)), right.obs[j])
+
+
+def test_dagger_chunks_mix_in_the_policys_states_deterministically():
+    mixed = BC_SMALL.__class__(**{**BC_SMALL.__dict__, "dagger": 0.5, "dagger_steps": 4})
+    a = bc.chunk(BC_ENV, mixed, 1, _constant_policy(4))
+    b = bc.chunk(BC_ENV, mixed, 1, _constant_policy(4))
+    c = bc.chunk(BC_ENV, mixed, 1, _constant_policy(7))
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and not np.array_equal(a[0], c[0])
+    plain = bc.chunk(BC_ENV, BC_SMALL, 1)
+    assert a[0].shape == plain[0].shape
+    with pytest.raises(ValueError, match="dagger must be in"):
+        bc.BCConfig(dagger=1.0).validate()
+    with pytest.raises(ValueError, match="backend must be one of"):
+        bc.BCConfig(backend="tf").validate()
+
+
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_bc_with_dagger_stopped_and_resumed_is_bitwise_an_uninterrupted_run(tmp_path, backend):
+    cfg = BC_SMALL.__class__(**{**BC_SMALL.__dict__, "backend": backend, "dagger": 0.5, "dagger_steps": 3})
+    assert bc.run(BC_ENV, cfg, tmp_path / "ref", progress=False) == 0
+    assert bc.run(BC_ENV, cfg, tmp_path / "cut", progress=False, until=2) == 0
+    assert bc.run(BC_ENV, cfg, tmp_path / "cut", resume=True, progress=False) == 0
+    ref, got = (load_checkpoint(tmp_path / d / "checkpoints") for d in ("ref", "cut"))
+    assert ref.meta["extra"]["bc"]["backend"] == backend and "DAgger" in ref.meta["extra"]["description"]
+    for a, b in zip(jax.tree_util.tree_leaves(ref.state), jax.tree_util.tree_leaves(got.state), strict=True):
+        assert np.array_equal(a, b)
+    if backend == "torch":  # the checkpoint's params are the flax net's, readable by every --checkpoint option
+        from mazeagent.ppo.checkpoint import load_policy
+
+        net, params, _ = load_policy(tmp_path / "ref")
+        assert net.apply(params, jnp.zeros((2, 64, 64, 3), jnp.uint8))[0].shape == (2, 15)
+
+
+def test_bc_init_from_continues_a_clone_and_old_checkpoints_still_resume(tmp_path):
+    assert bc.run(BC_ENV, BC_SMALL, tmp_path / "a", progress=False, until=2) == 0
+    a = load_checkpoint(tmp_path / "a")
+    # a checkpoint written before the backend/DAgger settings existed resumes as the defaults
+    meta_path = a.path / "meta.json"
+    import json
+
+    meta = json.loads(meta_path.read_text())
+    for k in ("backend", "dagger", "dagger_steps"):
+        meta["extra"]["bc"].pop(k)
+    meta_path.write_text(json.dumps(meta))
+    assert bc.run(BC_ENV, BC_SMALL, tmp_path / "a", resume=True, progress=False) == 0
+    cont = BC_ENV.replace(init_from=str(tmp_path / "a"))
+    assert bc._initial_params(cont) is not None
+    src = load_checkpoint(tmp_path / "a").state["params"]
+    for x, y in zip(jax.tree_util.tree_leaves(src), jax.tree_util.tree_leaves(bc._initial_params(cont)), strict=True):
+        assert np.array_equal(np.asarray(x), np.asarray(y))
+    with pytest.raises(ValueError, match="differs from this run"):
+        bc._initial_params(cont.replace(net_widths=(4, 8, 16)))

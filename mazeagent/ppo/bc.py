@@ -24,7 +24,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -35,6 +35,7 @@ from mazeagent.nets.actions import GROUP_MATRIX
 from mazeagent.ppo.config import PPOConfig
 
 RECIPE = "bc"  # the checkpoint's extra["recipe"]: reports name how the agent was made
+BACKENDS = ("jax", "torch")
 
 
 @dataclass(frozen=True)
@@ -50,12 +51,23 @@ class BCConfig:
     checkpoint_every: int = 500
     eval_every: int = 2_000  # steps; 0 = only at the end
     eval_episodes: int = 128
+    # Where the learning runs: "jax" (the flax net under XLA) or "torch" (the same net and loss on PyTorch's CPU
+    # convolutions, ~3.6x XLA's samples/s on a 2-core CPU; the checkpoint is the same flax checkpoint either way).
+    backend: str = "jax"
+    # DAgger: this fraction of each chunk comes from the current clone's own rollouts (sampled actions, from the
+    # maze's start or a random square), labelled by the expert, so it learns to leave the places it gets stuck in.
+    dagger: float = 0.0
+    dagger_steps: int = 32  # rollout length per DAgger maze
 
     def validate(self) -> "BCConfig":
         errors = [f"{k} must be > 0, got {v}" for k, v in asdict(self).items()
-                  if k not in ("eval_every",) and not (v > 0)]
+                  if k not in ("eval_every", "backend", "dagger") and not (v > 0)]
         if self.eval_every < 0:
             errors.append(f"eval_every must be >= 0, got {self.eval_every}")
+        if self.backend not in BACKENDS:
+            errors.append(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        if not 0.0 <= self.dagger < 1.0:
+            errors.append(f"dagger must be in [0, 1), got {self.dagger}")
         if self.checkpoint_every > 0 and self.checkpoint_every % self.chunk_steps:
             errors.append(f"checkpoint_every ({self.checkpoint_every}) must be a multiple of chunk_steps "
                           f"({self.chunk_steps})")
@@ -107,40 +119,100 @@ def _renderer(use_backgrounds: bool):
                                                                 m, r, tables)))
 
 
-def demonstrations(config: PPOConfig, n_mazes: int, n_samples: int, rng: np.random.Generator) -> Demos:
-    """``n_samples`` labelled frames from ``n_mazes`` fresh training mazes.
-
-    Each sample puts the mouse on an open square that is not the cheese (uniform per maze) with a random facing;
-    the label is the move group (0..3 = left, down, up, right) of the shortest path's first step to the cheese."""
+def _training_mazes(config: PPOConfig, n_mazes: int, rng: np.random.Generator):
+    """Fresh training mazes and their expert: ``(levels, moves)``, moves (B, W, W) = the shortest path's first move
+    group to the cheese, -1 on walls and at the cheese."""
     from mazeagent.env.levelgen import generate_batch
     from mazeagent.maze.geometry import next_step_towards
 
     _check_env(config)
     g = generate_batch(training_seeds(config, n_mazes, rng), rand_region=config.rand_region, progress=False)
     batch = g.batch()
-    moves = next_step_towards(batch, batch.cheese)  # (B, W, W), -1 where no move (walls, the cheese)
-    maze = rng.integers(0, n_mazes, size=n_samples)
+    return g, next_step_towards(batch, batch.cheese)
+
+
+def _uniform_squares(moves: np.ndarray, maze: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One uniformly drawn square with an expert move (open, not the cheese) in each ``maze`` index: (S, 2) world."""
+    n_mazes, W = moves.shape[0], moves.shape[-1]
     valid = (moves >= 0).reshape(n_mazes, -1)
-    counts = valid.sum(1)
-    # k-th open square of each chosen maze, k uniform: rank squares within their maze by a cumulative count
-    k = (rng.random(n_samples) * counts[maze]).astype(np.int64)
-    order = np.argsort(~valid, axis=1, kind="stable")  # open squares first, in row-major order
-    flat = order[maze, k]
-    W = moves.shape[-1]
-    square = np.stack([flat // W, flat % W], axis=1).astype(np.int32)
-    label = moves.reshape(n_mazes, -1)[maze, flat].astype(np.int32)
-    reflected = rng.random(n_samples) < 0.5
+    # k-th open square of each chosen maze, k uniform: squares ranked within their maze, open ones first
+    k = (rng.random(len(maze)) * valid.sum(1)[maze]).astype(np.int64)
+    flat = np.argsort(~valid, axis=1, kind="stable")[maze, k]
+    return np.stack([flat // W, flat % W], axis=1).astype(np.int32)
+
+
+def _labelled(config: PPOConfig, g: Any, moves: np.ndarray, maze: np.ndarray, square: np.ndarray,
+              reflected: np.ndarray) -> Demos:
     render = _renderer(bool(config.use_backgrounds))
     obs = np.asarray(render(jnp.asarray(g.grid[maze]), jnp.asarray(g.background[maze]), jnp.asarray(square),
                             jnp.asarray(reflected)))
-    return Demos(obs, label, g.seed[maze], square, reflected)
+    label = moves[maze, square[:, 0], square[:, 1]].astype(np.int32)
+    return Demos(obs, label, g.seed[maze], square, np.asarray(reflected, bool))
 
 
-def chunk(config: PPOConfig, bc: BCConfig, index: int) -> tuple[np.ndarray, np.ndarray]:
-    """Chunk ``index`` of the run's samples, shuffled: a pure function of ``(config.seed, index)``."""
+def demonstrations(config: PPOConfig, n_mazes: int, n_samples: int, rng: np.random.Generator) -> Demos:
+    """``n_samples`` labelled frames from ``n_mazes`` fresh training mazes.
+
+    Each sample puts the mouse on an open square that is not the cheese (uniform per maze) with a random facing;
+    the label is the move group (0..3 = left, down, up, right) of the shortest path's first step to the cheese."""
+    g, moves = _training_mazes(config, n_mazes, rng)
+    maze = rng.integers(0, n_mazes, size=n_samples)
+    square = _uniform_squares(moves, maze, rng)
+    return _labelled(config, g, moves, maze, square, rng.random(n_samples) < 0.5)
+
+
+@functools.lru_cache(maxsize=2)
+def _mover(world: int):
+    from mazeagent.env.core import move
+
+    return jax.jit(jax.vmap(lambda grid, m, r, a: move(lambda i, j: grid[i, j], m, r, a, world)))
+
+
+def rollout_demonstrations(config: PPOConfig, policy: Callable[[np.ndarray], np.ndarray], n_mazes: int,
+                           n_samples: int, steps: int, rng: np.random.Generator) -> Demos:
+    """DAgger samples: the states ``policy`` (uint8 frames -> (N, 15) logits) visits, labelled by the expert.
+
+    Half of ``n_mazes`` fresh mazes start at the maze's start (facing left, as procgen resets), half on a random
+    open square with a random facing; each plays ``steps`` sampled actions with procgen's grid dynamics and stops
+    at the cheese. ``n_samples`` of the visited states are drawn uniformly (loops are visited, so drawn, often)."""
+    g, moves = _training_mazes(config, n_mazes, rng)
+    render = _renderer(bool(config.use_backgrounds))
+    mover = _mover(moves.shape[-1])
+    maze = np.arange(n_mazes)
+    square = np.where((rng.random(n_mazes) < 0.5)[:, None], np.asarray(g.mouse, np.int32),
+                      _uniform_squares(moves, maze, rng))
+    reflected = np.where(np.all(square == np.asarray(g.mouse), 1), False, rng.random(n_mazes) < 0.5)
+    grid, background = jnp.asarray(g.grid), jnp.asarray(g.background)
+    seen_maze, seen_square, seen_reflected = [], [], []
+    for _ in range(steps):
+        live = moves[maze, square[:, 0], square[:, 1]] >= 0  # not yet at the cheese
+        seen_maze.append(maze[live])
+        seen_square.append(square[live])
+        seen_reflected.append(reflected[live])
+        logits = policy(np.asarray(render(grid, background, jnp.asarray(square), jnp.asarray(reflected))))
+        action = np.argmax(logits - np.log(-np.log(rng.random(logits.shape))), axis=1)  # Gumbel-max sampling
+        new_square, new_reflected = mover(grid, jnp.asarray(square), jnp.asarray(reflected), jnp.asarray(action))
+        square = np.where(live[:, None], np.asarray(new_square), square)
+        reflected = np.where(live, np.asarray(new_reflected), reflected)
+    all_maze = np.concatenate(seen_maze)
+    pick = rng.integers(0, len(all_maze), size=n_samples)
+    return _labelled(config, g, moves, all_maze[pick], np.concatenate(seen_square)[pick],
+                     np.concatenate(seen_reflected)[pick])
+
+
+def chunk(config: PPOConfig, bc: BCConfig, index: int,
+          policy: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Chunk ``index`` of the run's samples, shuffled: a pure function of ``(config.seed, index)`` and, with
+    ``bc.dagger > 0``, of the ``policy`` (the clone so far) whose rollouts give that fraction of the samples."""
     rng = np.random.default_rng([config.seed, index])
-    d = demonstrations(config, bc.mazes_per_chunk, bc.chunk_steps * bc.batch, rng)
-    return d.obs, d.label
+    n = bc.chunk_steps * bc.batch
+    n_dagger = int(round(bc.dagger * n)) if policy is not None else 0
+    d = demonstrations(config, bc.mazes_per_chunk, n - n_dagger, rng)
+    if not n_dagger:
+        return d.obs, d.label
+    r = rollout_demonstrations(config, policy, bc.mazes_per_chunk, n_dagger, bc.dagger_steps, rng)
+    order = rng.permutation(n)
+    return np.concatenate([d.obs, r.obs])[order], np.concatenate([d.label, r.label])[order]
 
 
 # ---- learning -----------------------------------------------------------------------------------------------------
@@ -175,6 +247,73 @@ def make_step(net: Any, optimizer: optax.GradientTransformation):
     return step
 
 
+class JaxLearner:
+    """The clone's learning state under XLA: Adam (cosine-decayed lr, clipped global norm) on the flax net.
+
+    Both learners share this interface: ``step`` (skips a non-finite update and says so by its loss),
+    ``params`` (flax variables), ``logits`` (for DAgger rollouts), ``state``/``restore`` (the checkpointed pytree)."""
+
+    def __init__(self, config: PPOConfig, bc: BCConfig, params: Any) -> None:
+        from mazeagent.ppo.train import make_net
+
+        net = make_net(config)
+        self.optimizer = make_optimizer(bc)
+        self._state = {"params": params, "opt_state": self.optimizer.init(params)}
+        self._step = make_step(net, self.optimizer)
+        self._apply = jax.jit(lambda p, o: net.apply(p, o)[0])
+
+    def step(self, obs: np.ndarray, label: np.ndarray) -> tuple[float, float]:
+        p, o, loss, acc = self._step(self._state["params"], self._state["opt_state"], obs, label)
+        loss, acc = float(loss), float(acc)
+        if math.isfinite(loss):
+            self._state = {"params": p, "opt_state": o}
+        return loss, acc
+
+    def params(self) -> Any:
+        return self._state["params"]
+
+    def logits(self, obs: np.ndarray) -> np.ndarray:
+        return np.asarray(self._apply(self._state["params"], obs))
+
+    def state(self) -> Any:
+        return self._state
+
+    def restore(self, state: Any) -> None:
+        self._state = state
+
+
+def _learner(config: PPOConfig, bc: BCConfig, params: Any):
+    if bc.backend == "torch":
+        from mazeagent.ppo.bc_torch import TorchLearner
+
+        return TorchLearner(config, bc, params)
+    return JaxLearner(config, bc, params)
+
+
+def _initial_params(config: PPOConfig) -> Any:
+    """Fresh params from the seed, or ``config.init_from``'s (same network required): BC can continue a clone."""
+    from mazeagent.ppo.train import make_net
+
+    params = make_net(config).init(jax.random.PRNGKey(config.seed), jnp.zeros((1, 64, 64, 3), jnp.uint8))
+    if config.init_from is None:
+        return params
+    from mazeagent.ppo.checkpoint import load_policy
+
+    _, loaded, cfg = load_policy(config.init_from)
+    if (cfg.net_scale, cfg.net_widths) != (config.net_scale, config.net_widths):
+        raise ValueError(f"init_from={config.init_from!r}: its network (widths {cfg.net_widths}, scale "
+                         f"{cfg.net_scale}) differs from this run's (widths {config.net_widths}, scale "
+                         f"{config.net_scale})")
+    return jax.tree.map(lambda a, b: jnp.asarray(b, a.dtype), params, loaded)
+
+
+def _same_bc(saved: Any, bc: BCConfig) -> bool:
+    """Resume check; settings added after a checkpoint was written count at their defaults."""
+    if not isinstance(saved, dict) or not set(saved) <= set(asdict(bc)):
+        return False
+    return asdict(BCConfig(**saved)) == asdict(bc)
+
+
 def run(config: PPOConfig, bc: BCConfig, out_dir: str | Path, resume: bool = False, progress: bool = True,
         until: int | None = None) -> int:
     """Clone into ``out_dir`` (checkpoints/ readable by every ``--checkpoint`` option, metrics.jsonl). Exit codes as
@@ -185,7 +324,6 @@ def run(config: PPOConfig, bc: BCConfig, out_dir: str | Path, resume: bool = Fal
     from mazeagent.ppo.checkpoint import list_checkpoints, load_checkpoint, read_meta, save_checkpoint
     from mazeagent.ppo.evaluate import make_evaluator
     from mazeagent.ppo.runner import _SignalFlag, checkpoint_dir
-    from mazeagent.ppo.train import make_net
 
     config.validate()
     bc.validate()
@@ -195,31 +333,34 @@ def run(config: PPOConfig, bc: BCConfig, out_dir: str | Path, resume: bool = Fal
     existing = list_checkpoints(root)
     if existing and not resume:
         raise ValueError(f"{out} already holds checkpoints (newest {existing[-1].name}); pass --resume or a new --out")
-    net = make_net(config)
-    optimizer = make_optimizer(bc)
     key = jax.random.PRNGKey(config.seed)
-    params = net.init(key, jnp.zeros((1, 64, 64, 3), jnp.uint8))
-    state = {"params": params, "opt_state": optimizer.init(params)}
     start = 0
     if existing:
         meta = read_meta(existing[-1])
-        saved = meta.get("extra", {}).get("bc")
-        if saved != asdict(bc) or PPOConfig.from_dict(meta["config"]) != config:
+        if not _same_bc(meta.get("extra", {}).get("bc"), bc) or PPOConfig.from_dict(meta["config"]) != config:
             raise ValueError(f"cannot resume from {existing[-1]}: its BC or env/net settings differ from the ones "
                              f"requested; use the same command line or a new --out")
-        ckpt = load_checkpoint(root, target=jax.eval_shape(lambda: state))
-        state, start = ckpt.state, ckpt.step
-    step = make_step(net, optimizer)
+        from mazeagent.ppo.train import make_net
+
+        learner = _learner(config, bc, make_net(config).init(key, jnp.zeros((1, 64, 64, 3), jnp.uint8)))
+        target = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), np.asarray(a).dtype), learner.state())
+        ckpt = load_checkpoint(root, target=target)
+        learner.restore(ckpt.state)
+        start = ckpt.step
+    else:
+        learner = _learner(config, bc, _initial_params(config))
     evaluate = make_evaluator(config, episodes=bc.eval_episodes, distributions=("train",))
     metrics = out / "metrics.jsonl"
     rows = [r for r in _read_rows(metrics) if r["step"] <= start] if existing else []
     out.mkdir(parents=True, exist_ok=True)
     metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
     extra = {"recipe": RECIPE, "bc": asdict(bc),
-             "description": "behaviour cloning of shortest-path moves to the cheese (not RL)"}
+             "description": "behaviour cloning of shortest-path moves to the cheese (not RL)"
+                            + (", DAgger on the clone's own rollouts" if bc.dagger else "")}
 
-    def save(s: Any, n: int) -> None:
-        save_checkpoint(root, s, config, n, keep=config.keep_checkpoints, extra={**extra, "samples": n * bc.batch})
+    def save(n: int) -> None:
+        save_checkpoint(root, learner.state(), config, n, keep=config.keep_checkpoints,
+                        extra={**extra, "samples": n * bc.batch})
 
     code, done = 0, start
     with _SignalFlag() as stop, open(metrics, "a") as log, tqdm(
@@ -230,17 +371,16 @@ def run(config: PPOConfig, bc: BCConfig, out_dir: str | Path, resume: bool = Fal
         while done < last and not stop.signum:
             c, offset = divmod(done, bc.chunk_steps)
             if c != data_index:
-                data, data_index = chunk(config, bc, c), c
+                data, data_index = chunk(config, bc, c, learner.logits if bc.dagger else None), c
             sl = slice(offset * bc.batch, (offset + 1) * bc.batch)
-            p, o, loss, acc = step(state["params"], state["opt_state"], data[0][sl], data[1][sl])
-            loss, acc = float(loss), float(acc)
+            loss, acc = learner.step(data[0][sl], data[1][sl])
             if not math.isfinite(loss):
-                save(state, done)
+                save(done)
                 print(f"mazeagent bc: step {done + 1} gave a non-finite loss; the last good state is checkpointed "
                       f"in {root}. Lower --lr and --resume.", file=sys.stderr)
                 code = 3
                 break
-            state, done = {"params": p, "opt_state": o}, done + 1
+            done += 1
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.2f}")
             row: dict[str, Any] = {"step": done, "samples": done * bc.batch, "bc/loss": loss, "bc/accuracy": acc}
@@ -248,15 +388,15 @@ def run(config: PPOConfig, bc: BCConfig, out_dir: str | Path, resume: bool = Fal
                 row["perf/samples_per_s"] = (done - n0) * bc.batch / (time.perf_counter() - t0)
                 t0, n0 = time.perf_counter(), done
             if done == bc.steps or (bc.eval_every and done % bc.eval_every == 0):
-                row.update(evaluate(state["params"], jax.random.fold_in(key, done)))
+                row.update(evaluate(learner.params(), jax.random.fold_in(key, done)))
                 bar.write(f"step {done}: " + ", ".join(f"{k}={v:.3f}" for k, v in row.items()
                                                        if k.startswith("eval/train")))
             log.write(json.dumps(row) + "\n")
             log.flush()
             if done % bc.checkpoint_every == 0 or done == last:
-                save(state, done)
+                save(done)
     if code == 0 and stop.signum and done < bc.steps:
-        save(state, done)
+        save(done)
         print(f"mazeagent bc: got {signal.Signals(stop.signum).name}; checkpointed step {done}; rerun with "
               f"--resume to continue.", file=sys.stderr)
         code = 128 + stop.signum

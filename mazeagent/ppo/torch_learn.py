@@ -52,6 +52,7 @@ class TorchImpala(nn.Module):
 
     def __init__(self, widths: tuple[int, ...]) -> None:
         super().__init__()
+        self.widths = tuple(widths)
         self.embedder = _Embedder(tuple(widths))
         self.fc_policy, self.fc_value = nn.Linear(HIDDEN, NUM_ACTIONS), nn.Linear(HIDDEN, 1)
 
@@ -74,6 +75,31 @@ def from_flax(params: Any, widths: tuple[int, ...]) -> TorchImpala:
     model = TorchImpala(widths)
     model.load_state_dict(sd, strict=True)
     return model
+
+
+def to_flax(model: TorchImpala, like: Any) -> Any:
+    """``from_flax`` inverted: the model's weights in the structure (and dtypes) of the flax variables ``like``."""
+    import jax.numpy as jnp
+    from flax.traverse_util import flatten_dict, unflatten_dict
+
+    wrapped = "params" in like
+    sd = model.state_dict()
+    out = {}
+    for path, a in flatten_dict(like["params"] if wrapped else like).items():
+        t = sd[".".join(path[:-1]) + (".weight" if path[-1] == "kernel" else ".bias")].detach().numpy()
+        if path[-1] == "kernel":
+            t = t.transpose(2, 3, 1, 0) if t.ndim == 4 else t.T
+        out[path] = jnp.asarray(np.ascontiguousarray(t), dtype=a.dtype)
+    tree = unflatten_dict(out)
+    return {"params": tree} if wrapped else tree
+
+
+def widths_of(config: PPOConfig) -> tuple[int, ...]:
+    """The IMPALA block widths a config's net has (``net_widths``, else the base widths x ``net_scale``)."""
+    from mazeagent.nets.impala import BASE_WIDTHS
+
+    return tuple(config.net_widths) if config.net_widths is not None else tuple(w * config.net_scale
+                                                                               for w in BASE_WIDTHS)
 
 
 def ppo_loss(model: TorchImpala, batch: tuple[torch.Tensor, ...], cfg: PPOConfig) -> torch.Tensor:
