@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from experiments.sizes import add_size_option
+from mazeagent.ppo.config import DEFAULT_WANDB_MODE, WANDB_MODES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -100,7 +101,7 @@ def _common(p: argparse.ArgumentParser, mazes: int | None) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed for mazes, sampling and resampling (default 0)")
     p.add_argument("--greedy", action="store_true", help="argmax actions instead of sampling")
     add_size_option(p)
-    p.add_argument("--wandb", default="offline", choices=("offline", "online", "disabled"),
+    p.add_argument("--wandb", default=DEFAULT_WANDB_MODE, choices=WANDB_MODES,
                    help="wandb mode (default offline, written under --out)")
     from experiments.stats import SOLVERS
 
@@ -118,7 +119,7 @@ def _study(args: argparse.Namespace) -> int:
         raise ValueError(f"checkpoint {args.checkpoint} does not exist")
     cfg = StudyConfig(mazes=args.mazes, seed=args.seed, greedy=args.greedy, f11_mazes=args.f11_mazes,
                       conformity_mazes=args.conformity_mazes, n_splits=args.splits, n_boot=args.boot,
-                      wandb=args.wandb, unseen_mazes=args.unseen_mazes, solver=args.solver,
+                      wandb_mode=args.wandb, unseen_mazes=args.unseen_mazes, solver=args.solver,
                       max_maze_size=resolve_max_size(args.max_maze_size, args.checkpoint))
     progress = not args.no_progress
     if args.shard is not None:
@@ -151,7 +152,7 @@ def _demo(args: argparse.Namespace) -> int:
     from experiments.study import DEMO, bundled_checkpoint, demo_policy, run_study
 
     out = Path(args.out)
-    cfg = replace(DEMO, seed=args.seed, greedy=args.greedy, wandb=args.wandb, solver=args.solver,
+    cfg = replace(DEMO, seed=args.seed, greedy=args.greedy, wandb_mode=args.wandb, solver=args.solver,
                   max_maze_size=resolve_max_size(args.max_maze_size, bundled_checkpoint()),
                   **({"mazes": args.mazes} if args.mazes else {}))
     policy, name = demo_policy(out, args.seed, train=args.train, progress=not args.no_progress)

@@ -17,6 +17,7 @@ import jax
 import numpy as np
 
 from mazeagent.maze.level import TIMEOUT
+from mazeagent.ppo.config import DEFAULT_WANDB_MODE, WANDB_MODES
 
 ASSET_AGENT = Path(__file__).resolve().parent.parent / "mazeagent" / "assets" / "agent"
 
@@ -33,7 +34,7 @@ class StudyConfig:
     n_splits: int = 50  # 80/20 splits per regression (the published analysis used 1,000-2,000; costly on CPU)
     n_boot: int = 100
     solver: str = "batched"  # regressions: the batched solver, or "liblinear" (sklearn's own, slow; a cross-check)
-    wandb: str = "offline"
+    wandb_mode: str = DEFAULT_WANDB_MODE
     max_maze_size: int | None = None  # the agent's training sizes (None: all); larger ones go to their own section
     unseen_mazes: int = 1000  # mazes larger than max_maze_size, played apart
 
@@ -51,8 +52,8 @@ class StudyConfig:
             from mazeagent.env.levelgen import check_max_maze_size
 
             check_max_maze_size(self.max_maze_size, 25)
-        if self.wandb not in ("offline", "online", "disabled"):
-            raise ValueError(f"wandb must be offline, online or disabled, got {self.wandb!r}")
+        if self.wandb_mode not in WANDB_MODES:
+            raise ValueError(f"wandb_mode must be one of {WANDB_MODES}, got {self.wandb_mode!r}")
         from experiments.stats import SOLVERS
 
         if self.solver not in SOLVERS:
@@ -157,10 +158,10 @@ def _analyse(policy: Any, mazes: Any, ro: Any, out: Path, cfg: StudyConfig, chec
         rep.add(fn())
         timings[name] = time.perf_counter() - t
     paths = rep.write()
-    if cfg.wandb != "disabled":  # the report's numbers and figures, plus example rollouts as videos
+    if cfg.wandb_mode != "disabled":  # the report's numbers and figures, plus example rollouts as videos
         from experiments.report import log_wandb
 
-        log_wandb(rep, json.loads(paths["results"].read_text()), cfg.wandb,
+        log_wandb(rep, json.loads(paths["results"].read_text()), cfg.wandb_mode,
                   media=example_media(mazes, df, out / "media"))
     timings["total"] = time.perf_counter() - t0
     timing = {"seconds": timings, "policy_evals": ro.stats["policy_evals"],

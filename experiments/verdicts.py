@@ -40,7 +40,7 @@ class Prediction:
     answer: str  # the forecaster's stated answer, in our words
     credence: float | None = None  # probability the forecaster gave that ``answer`` is right
     sign: int = -1  # F-factors: predicted sign of the distance coefficient
-    issue: str = "behaviour"  # which study section measures it
+    section: str = "behaviour"  # which study section measures it
 
 
 _F = "In a large batch of random mazes, controlling for the other factors, the mouse is more likely to take the cheese the closer/shorter: "
@@ -66,36 +66,36 @@ PREDICTIONS: list[Prediction] = [
                "shorter chain of correct stochastic moves?", "yes (artifact)", 0.40),
     *[Prediction(f"ME1@{x}", f"Patching activations can cut cheese acquisition by {x}% (proportionally) while "
                  "top-right attainment drops by at most 25% proportionally, in mazes with a decision square",
-                 "possible", c, issue="patching") for x, c in ((50, 0.85), (70, 0.80), (90, 0.66), (99, 0.60))],
+                 "possible", c, section="patching") for x, c in ((50, 0.85), (70, 0.80), (90, 0.66), (99, 0.60))],
     Prediction("ME2", "At the first residual add of IMPALA block 2, linear probes recover the cheese position "
-               "(Cartesian coordinates) with > 70% accuracy", "(no number given)", issue="probes"),
+               "(Cartesian coordinates) with > 70% accuracy", "(no number given)", section="probes"),
     Prediction("ME3", "The policy contains ≥ 2 sub-policies 'in combination', one roughly for cheese, one for the "
                "top-right corner", "yes, if 'roughly' means 'only when the cheese is near the top-right'", 0.85,
-               issue="patching"),
+               section="patching"),
     Prediction("ME4", "RL-finetuning is more promising than editing the network", "(no number given)",
-               issue="finetuning"),
+               section="finetuning"),
     Prediction("ME5", "The network can easily be finetuned into a pure cheese agent with < 10% of the original "
-               "training compute", "(no number given)", issue="finetuning"),
+               "training compute", "(no number given)", section="finetuning"),
     *[Prediction(f"ME6@{x}", "In ≥ 75% of random mazes the agent can be retargeted to a range of destinations by "
-                 f"hand-editing at most {x}% of activations", "possible", c, issue="retargeting")
+                 f"hand-editing at most {x}% of activations", "possible", c, section="retargeting")
       for x, c in (("0.01", 0.40), ("0.1", 0.62), ("1", 0.65), ("10", 0.80))],
-    Prediction("ME6@impossible", "Retargeting as in ME6 is not possible", "not possible", 0.20, issue="retargeting"),
-    Prediction("IG1", "A single 'mesa objective' that it plans over", "(none)", issue="patching"),
-    Prediction("IG2", "Several contextually activated goals", "(none)", issue="patching"),
-    Prediction("IG3", "Something weirder than both", "(none)", issue="patching"),
+    Prediction("ME6@impossible", "Retargeting as in ME6 is not possible", "not possible", 0.20, section="retargeting"),
+    Prediction("IG1", "A single 'mesa objective' that it plans over", "(none)", section="patching"),
+    Prediction("IG2", "Several contextually activated goals", "(none)", section="patching"),
+    Prediction("IG3", "Something weirder than both", "(none)", section="patching"),
     Prediction("O1", "Some decision-steering influences are stored obviously interpretably (a positive activation "
                "where the agent 'tries' to go; editing it changes where it goes)", "yes, in some situations", 0.90,
-               issue="retargeting"),
+               section="retargeting"),
     Prediction("O2", "A substantial number of trivially interpretable conv channels after the first IMPALA block",
-               "yes (80% that there are at least 5)", 0.55, issue="probes"),
+               "yes (80% that there are at least 5)", 0.55, section="probes"),
     Prediction("O3", "Policy influences are roughly disjoint from capabilities: one can change where the agent goes "
-               "without hurting its maze solving", "(none)", issue="retargeting"),
+               "without hurting its maze solving", "(none)", section="retargeting"),
     Prediction("U1", "How often is the policy's argmax the value-maximising move at decision squares?", "—",
-               issue="conformity"),
+               section="conformity"),
     Prediction("U2", "How often is the policy's argmax the value-maximising move at all squares?", "—",
-               issue="conformity"),
+               section="conformity"),
     Prediction("U3", "How often is the policy's argmax the value-maximising move inside the training 5×5 region?",
-               "—", issue="conformity"),
+               "—", section="conformity"),
 ]
 BY_ID = {p.id: p for p in PREDICTIONS}
 _FS = {"F1": "Euclid(cheese, D)", "F2": "steps(cheese, D)", "F3": "Euclid(cheese, top-right)",

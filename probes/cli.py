@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from experiments.sizes import add_size_option
+from mazeagent.ppo.config import DEFAULT_WANDB_MODE, WANDB_MODES
 
 EXPERIMENTS = ("o2", "me2", "me1", "cv", "me6", "paths", "o1", "o3", "me3")  # run order; probes.experiments.RUNNERS has them
 
@@ -46,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "else this net's best cheese trackers)")
     p.add_argument("--horizon", type=int, default=500,
                    help="episode horizon, <= 500 (default 500, procgen's timeout; procgen-tools' statistics use 256)")
-    p.add_argument("--wandb", default="offline", choices=("offline", "online", "disabled"),
+    p.add_argument("--wandb", default=DEFAULT_WANDB_MODE, choices=WANDB_MODES,
                    help="wandb mode (default offline, written under --out)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_probes)

@@ -38,7 +38,11 @@ def test_demo_plays_the_bundled_agent_and_says_so(tmp_path, capsys):
     assert "report:" in capsys.readouterr().out
     results = json.loads((out / "results.json").read_text())
     assert results["meta"]["checkpoint"] == name
-    assert "NOT the published agent" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "NOT the published agent" in report
+    # the scorecard puts the published value beside ours (demo reports included)
+    assert "| ID | Claim | Credence | Measured [95% CI] | Published | Verdict | Brier |" in report
+    assert "83.3%" in report  # the published 4-factor regression accuracy, from experiments/published.toml
     _check_episodes_replay(out / "episodes.csv")
 
 

@@ -44,7 +44,7 @@ def written(tmp_path_factory):
     rep = Report(out, meta={"mazes": len(df), "seconds": {"rollouts": 1.25}})
     rep.add(behaviour.b1(df, rep))
     rep.add(behaviour.factors(df, rep, FAST))
-    extra = rep.add(Section("later", "A later issue's section", results={"probe_accuracy": 0.8125}))
+    extra = rep.add(Section("later", "A later experiment's section", results={"probe_accuracy": 0.8125}))
     extra.text(f"Probe accuracy {fmt(0.8125)}.").table(["Layer", "Accuracy"], [["block2", 0.8125]])
     paths = rep.write(wandb_mode="offline")
     return out, paths, json.loads(paths["results"].read_text())
@@ -150,7 +150,7 @@ def test_small_real_study_and_cli_errors(tmp_path):
 
     net = ImpalaCNN(scale=1)
     params = net.init(jax.random.PRNGKey(0), np.zeros((1, 64, 64, 3), np.uint8))
-    cfg = StudyConfig(mazes=48, chunk=64, f11_mazes=4, conformity_mazes=2, n_splits=5, n_boot=10, wandb="disabled")
+    cfg = StudyConfig(mazes=48, chunk=64, f11_mazes=4, conformity_mazes=2, n_splits=5, n_boot=10, wandb_mode="disabled")
     paths = run_study(NetPolicy(net, params), tmp_path / "study", cfg, progress=False)
     res = json.loads(paths["results"].read_text())
     eps = pd.read_csv(paths["episodes"])

@@ -11,7 +11,7 @@ from experiments.shards import parse_shard, shard_paths
 from experiments.study import StudyConfig, merge_study, run_shard, run_study
 from mazeagent.nets import ImpalaCNN
 
-CFG = StudyConfig(mazes=30, chunk=16, f11_mazes=3, conformity_mazes=2, n_splits=4, n_boot=8, wandb="disabled")
+CFG = StudyConfig(mazes=30, chunk=16, f11_mazes=3, conformity_mazes=2, n_splits=4, n_boot=8, wandb_mode="disabled")
 
 
 def policy(seed=0):

@@ -100,14 +100,16 @@ def test_loss_at_the_old_policy_is_the_plain_objective():
     logp = jax.nn.log_softmax(logits)[jnp.arange(6), action]
     adv, ret = jnp.linspace(-1, 1, 6), value + jnp.linspace(0.5, -0.5, 6)
     loss = jax.jit(tr.loss)
-    total, aux = loss(params, (obs, action, logp, value, adv, ret))
+    from mazeagent.ppo.train import Batch
+
+    total, aux = loss(params, Batch(obs, action, logp, value, adv, ret))
     np.testing.assert_allclose(aux["pg_loss"], -adv.mean(), atol=1e-6)
     np.testing.assert_allclose(aux["v_loss"], 0.5 * ((value - ret) ** 2).mean(), rtol=1e-5)
     np.testing.assert_allclose(aux["entropy"], np.log(15), rtol=1e-3)  # heads init with gain 0.01: near uniform
     np.testing.assert_allclose(total, aux["pg_loss"] + 0.5 * aux["v_loss"] - 0.01 * aux["entropy"], rtol=1e-5)
     assert float(aux["clip_frac"]) == 0.0
     # a value far from the old one is clipped: the loss uses the worse of clipped/unclipped errors
-    _, aux2 = loss(params, (obs, action, logp, value - 5.0, adv, ret))
+    _, aux2 = loss(params, Batch(obs, action, logp, value - 5.0, adv, ret))
     clipped = (value - 5.0) + 0.2
     want = 0.5 * jnp.maximum((value - ret) ** 2, (clipped - ret) ** 2).mean()
     np.testing.assert_allclose(aux2["v_loss"], want, rtol=1e-5)

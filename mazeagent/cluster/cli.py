@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from mazeagent.ppo.config import DEFAULT_WANDB_MODE, WANDB_MODES
 
 
 def _add_resources(p: argparse.ArgumentParser, time: str, cpus: int) -> None:
@@ -35,7 +36,7 @@ def _add_train_args(p: argparse.ArgumentParser) -> None:
                    help="seconds before the time limit at which USR1 asks the run to checkpoint and requeue")
     p.add_argument("--max-restarts", type=int, default=20, help="stop requeueing after this many restarts")
     w = p.add_argument_group("wandb")
-    w.add_argument("--wandb", dest="wandb_mode", default="offline", choices=["offline", "online", "disabled"],
+    w.add_argument("--wandb", dest="wandb_mode", default=DEFAULT_WANDB_MODE, choices=WANDB_MODES,
                    help="offline (default; upload later with `wandb sync`), online or disabled")
     w.add_argument("--wandb-project", default="mazeagent")
     w.add_argument("--wandb-entity", default=None)

@@ -22,6 +22,7 @@ import time as _time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from mazeagent.ppo.config import DEFAULT_WANDB_MODE, WANDB_MODES
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SUBMISSIONS = "submissions.jsonl"  # one JSON line per submission, under <out>/slurm/
@@ -211,14 +212,14 @@ class WandbOptions:
     """How training jobs log to wandb. Offline by default: compute nodes often have no network; `wandb sync`
     uploads afterwards. ``group`` defaults to the job name, so one sweep is one wandb group."""
 
-    mode: str = "offline"
+    mode: str = DEFAULT_WANDB_MODE
     project: str = "mazeagent"
     entity: str | None = None
     group: str | None = None
     tags: tuple[str, ...] = ()
 
     def validate(self) -> "WandbOptions":
-        if self.mode not in ("offline", "online", "disabled"):
+        if self.mode not in WANDB_MODES:
             raise ValueError(f"--wandb must be offline, online or disabled, got {self.mode!r}")
         _check_token("--wandb-project", self.project)
         for what, v in (("--wandb-entity", self.entity), ("--wandb-group", self.group)):

@@ -1,7 +1,7 @@
 """Behaviour cloning from shortest-path demonstrations: a warm start for PPO where PPO alone is too slow (a CPU).
 
-Why this exists: on a 2-core CPU the IMPALA net learns at ~100-300 samples/s (XLA's CPU conv gradients), so PPO's
-few hundred thousand env steps an hour are far from what a cheese-seeking agent needs. Here every sample carries a
+Why this exists: on a CPU with few cores the IMPALA net learns at a few hundred samples/s (README), so PPO's few
+hundred thousand env steps an hour are far from what a cheese-seeking agent needs. Here every sample carries a
 label instead of a sparse reward: the mouse is put on a random open square of a training-distribution maze (random
 facing) and the target is the first move of the shortest path to the cheese (:func:`next_step_towards`). Covering
 all squares, not only the expert's path, is what DAgger would converge to, so the clone recovers from its own
@@ -52,7 +52,7 @@ class BCConfig:
     eval_every: int = 2_000  # steps; 0 = only at the end
     eval_episodes: int = 128
     # Where the learning runs: "jax" (the flax net under XLA) or "torch" (the same net and loss on PyTorch's CPU
-    # convolutions, ~3.6x XLA's samples/s on a 2-core CPU; the checkpoint is the same flax checkpoint either way).
+    # convolutions, several times XLA's samples/s on a CPU, see README; the checkpoint is the same flax checkpoint either way).
     backend: str = "jax"
     # DAgger: this fraction of each chunk comes from the current clone's own rollouts (sampled actions, from the
     # maze's start or a random square), labelled by the expert, so it learns to leave the places it gets stuck in.

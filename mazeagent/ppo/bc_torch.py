@@ -1,8 +1,8 @@
 """The behaviour-cloning learner on PyTorch's CPU convolutions (``mazeagent bc --backend torch``).
 
-Why: on a 2-core CPU, PyTorch's oneDNN convolution gradients run the (8, 16, 16) IMPALA net's BC step at ~3.6x
-XLA's samples/s (``mazeagent bench train --vs-torch`` measures the same gap for PPO). Everything else stays ours:
-the data (:func:`mazeagent.ppo.bc.chunk`), the loss (move-group cross-entropy), Adam with the same clipped,
+Why: on a CPU, PyTorch's oneDNN convolution gradients run the IMPALA net's BC step several times faster than
+XLA's (README: measured; ``mazeagent bench train --vs-torch`` measures the same gap for PPO). Everything else is
+ours: the data (:func:`mazeagent.ppo.bc.chunk`), the loss (move-group cross-entropy), Adam with the same clipped,
 cosine-decayed schedule as :func:`mazeagent.ppo.bc.make_optimizer`, and the checkpoint, which holds the flax
 params (so every ``--checkpoint`` option reads it) plus Adam's moments, so ``--resume`` continues exactly.
 Needs torch (a test dependency), imported here and in :mod:`mazeagent.ppo.torch_learn` only.

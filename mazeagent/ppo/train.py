@@ -75,6 +75,17 @@ class Transition(NamedTuple):
     ep_length: jax.Array
 
 
+class Batch(NamedTuple):
+    """One (mini)batch of PPO's loss: flat samples of a rollout with their advantages and returns."""
+
+    obs: jax.Array
+    action: jax.Array
+    old_logp: jax.Array
+    old_value: jax.Array
+    adv: jax.Array
+    ret: jax.Array
+
+
 @dataclass(frozen=True)
 class Trainer:
     """Pure functions of one config. ``update`` and ``train`` are jittable; nothing here touches the host."""
@@ -160,9 +171,9 @@ class Trainer:
         return adv, adv + traj.value
 
     # ---- learning ---------------------------------------------------------------------------------------------
-    def loss(self, params: Any, batch: tuple) -> tuple[jax.Array, dict[str, jax.Array]]:
+    def loss(self, params: Any, batch: Batch) -> tuple[jax.Array, dict[str, jax.Array]]:
         cfg = self.config
-        obs, action, old_logp, old_value, adv, ret = batch
+        obs, action, old_logp, old_value, adv, ret = batch  # a Batch (a plain 6-tuple in that order works too)
         logits, value = self.net.apply(params, obs)
         logp_all = jax.nn.log_softmax(logits)
         logp = jnp.take_along_axis(logp_all, action[:, None], axis=1)[:, 0]
@@ -185,7 +196,7 @@ class Trainer:
         if cfg.norm_adv:
             adv = (adv - adv.mean()) / (adv.std() + 1e-8)
         flat = jax.tree_util.tree_map(lambda x: x.reshape((cfg.batch_size,) + x.shape[2:]),
-                                      (traj.obs, traj.action, traj.logp, traj.value, adv, ret))
+                                      Batch(traj.obs, traj.action, traj.logp, traj.value, adv, ret))
         grad_fn = jax.value_and_grad(self.loss, has_aux=True)
 
         def minibatch(carry, batch):
