@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from experiments.stats import fmt
+
 PATH = Path(__file__).with_name("published.toml")
 
 
@@ -67,8 +69,6 @@ def our_setup(meta: dict) -> str:
 def compare(section: Any, meta: dict, rows: list[tuple[str, Any, str]]) -> None:
     """Append to ``section`` the table of published counterparts: one row per ``(key, our value, what ours is)``,
     with the source and what differs; the published entries also go to the section's results."""
-    from experiments.report import fmt
-
     table, res = [], section.results.setdefault("published", {})
     for key, ours, detail in rows:
         p = get(key)

@@ -19,23 +19,9 @@ from typing import Any
 import numpy as np
 
 from experiments import verdicts
+from experiments.stats import fmt  # noqa: F401 - the report's number format, used by every section
 
 FIG_DIR = "figures"
-
-
-def fmt(x: Any, digits: int = 3) -> str:
-    """The one number format of the report (results.json holds the unrounded value)."""
-    if x is None:
-        return "—"
-    if isinstance(x, (bool, np.bool_)):
-        return "yes" if x else "no"
-    if isinstance(x, (int, np.integer)):
-        return str(int(x))
-    if isinstance(x, (float, np.floating)):
-        return "—" if not math.isfinite(float(x)) else f"{float(x):.{digits}f}"
-    if isinstance(x, (tuple, list)) and len(x) == 2 and all(isinstance(v, (int, float, np.floating)) for v in x):
-        return f"[{fmt(x[0], digits)}, {fmt(x[1], digits)}]"
-    return str(x)
 
 
 def pyplot() -> Any:

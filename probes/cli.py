@@ -7,8 +7,8 @@ from pathlib import Path
 
 from experiments.sizes import add_size_option
 from mazeagent.ppo.config import DEFAULT_WANDB_MODE, WANDB_MODES
+from probes import EXPERIMENTS
 
-EXPERIMENTS = ("o2", "me2", "me1", "cv", "me6", "paths", "o1", "o3", "me3")  # run order; probes.experiments.RUNNERS has them
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 from experiments.report import Report
 from experiments.sizes import size_note
-from probes.cli import EXPERIMENTS  # the one list (kept in the light CLI module)
+from probes import EXPERIMENTS
 from probes.common import ProbeStudy, ProbeStudyConfig
 from probes.exp_channels import o2
 from probes.exp_me3 import me3

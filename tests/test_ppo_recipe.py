@@ -311,3 +311,7 @@ def test_bc_init_from_continues_a_clone_and_old_checkpoints_still_resume(tmp_pat
         assert np.array_equal(np.asarray(x), np.asarray(y))
     with pytest.raises(ValueError, match="differs from this run"):
         bc._initial_params(cont.replace(net_widths=(4, 8, 16)))
+
+
+def test_default_bc_config_is_valid():
+    assert bc.BCConfig().validate() == bc.BCConfig()

@@ -22,7 +22,7 @@ import math
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
@@ -32,48 +32,9 @@ import numpy as np
 import optax
 
 from mazeagent.nets.actions import GROUP_MATRIX
-from mazeagent.ppo.config import PPOConfig
+from mazeagent.ppo.config import BCConfig, PPOConfig  # noqa: F401 - BCConfig: bc.BCConfig for callers
 
 RECIPE = "bc"  # the checkpoint's extra["recipe"]: reports name how the agent was made
-BACKENDS = ("jax", "torch")
-
-
-@dataclass(frozen=True)
-class BCConfig:
-    """Behaviour-cloning knobs; env and network come from the :class:`PPOConfig` beside it."""
-
-    steps: int = 20_000  # Adam steps
-    batch: int = 256
-    lr: float = 1e-3
-    max_grad_norm: float = 1.0
-    mazes_per_chunk: int = 256  # fresh mazes per chunk
-    chunk_steps: int = 16  # Adam steps per chunk (chunk = chunk_steps * batch samples)
-    checkpoint_every: int = 500
-    eval_every: int = 2_000  # steps; 0 = only at the end
-    eval_episodes: int = 128
-    # Where the learning runs: "jax" (the flax net under XLA) or "torch" (the same net and loss on PyTorch's CPU
-    # convolutions, several times XLA's samples/s on a CPU, see README; the checkpoint is the same flax checkpoint either way).
-    backend: str = "jax"
-    # DAgger: this fraction of each chunk comes from the current clone's own rollouts (sampled actions, from the
-    # maze's start or a random square), labelled by the expert, so it learns to leave the places it gets stuck in.
-    dagger: float = 0.0
-    dagger_steps: int = 32  # rollout length per DAgger maze
-
-    def validate(self) -> "BCConfig":
-        errors = [f"{k} must be > 0, got {v}" for k, v in asdict(self).items()
-                  if k not in ("eval_every", "backend", "dagger") and not (v > 0)]
-        if self.eval_every < 0:
-            errors.append(f"eval_every must be >= 0, got {self.eval_every}")
-        if self.backend not in BACKENDS:
-            errors.append(f"backend must be one of {BACKENDS}, got {self.backend!r}")
-        if not 0.0 <= self.dagger < 1.0:
-            errors.append(f"dagger must be in [0, 1), got {self.dagger}")
-        if self.checkpoint_every > 0 and self.checkpoint_every % self.chunk_steps:
-            errors.append(f"checkpoint_every ({self.checkpoint_every}) must be a multiple of chunk_steps "
-                          f"({self.chunk_steps})")
-        if errors:
-            raise ValueError("invalid BC config: " + "; ".join(errors))
-        return self
 
 
 # ---- demonstrations ---------------------------------------------------------------------------------------------

@@ -16,8 +16,7 @@ import numpy as np
 import torch
 
 from mazeagent.nets.actions import GROUP_MATRIX
-from mazeagent.ppo.bc import BCConfig
-from mazeagent.ppo.config import PPOConfig
+from mazeagent.ppo.config import BCConfig, PPOConfig
 from mazeagent.ppo.torch_learn import from_flax, to_flax, widths_of
 
 

@@ -16,6 +16,10 @@ from mazeagent.maze.level import TIMEOUT
 
 WANDB_MODES = ("offline", "online", "disabled")  # the one home of wandb modes (every --wandb option)
 DEFAULT_WANDB_MODE = "offline"
+# Run-management keys: they change how a run is kept and logged, not what it trains (a resume may change them; the
+# config hash that names comparable checkpoints leaves them out).
+RUN_KEYS = frozenset({"checkpoint_every", "keep_checkpoints", "eval_every", "eval_episodes", "wandb_mode",
+                      "wandb_project", "wandb_entity"})
 
 
 @dataclass(frozen=True)
@@ -307,3 +311,44 @@ def _int(raw: str) -> int:
         if not as_float.is_integer():
             raise
         return int(as_float)
+
+
+BC_BACKENDS = ("jax", "torch")  # where `mazeagent bc` learns (mazeagent.ppo.bc, mazeagent.ppo.bc_torch)
+
+
+@dataclass(frozen=True)
+class BCConfig:
+    """Behaviour-cloning knobs; env and network come from the :class:`PPOConfig` beside it."""
+
+    steps: int = 20_000  # Adam steps
+    batch: int = 256
+    lr: float = 1e-3
+    max_grad_norm: float = 1.0
+    mazes_per_chunk: int = 256  # fresh mazes per chunk
+    chunk_steps: int = 16  # Adam steps per chunk (chunk = chunk_steps * batch samples)
+    checkpoint_every: int = 512  # a multiple of chunk_steps
+    eval_every: int = 2_000  # steps; 0 = only at the end
+    eval_episodes: int = 128
+    # Where the learning runs: "jax" (the flax net under XLA) or "torch" (the same net and loss on PyTorch's CPU
+    # convolutions, several times XLA's samples/s on a CPU, see README; the checkpoint is the same flax checkpoint either way).
+    backend: str = "jax"
+    # DAgger: this fraction of each chunk comes from the current clone's own rollouts (sampled actions, from the
+    # maze's start or a random square), labelled by the expert, so it learns to leave the places it gets stuck in.
+    dagger: float = 0.0
+    dagger_steps: int = 32  # rollout length per DAgger maze
+
+    def validate(self) -> "BCConfig":
+        errors = [f"{k} must be > 0, got {v}" for k, v in dataclasses.asdict(self).items()
+                  if k not in ("eval_every", "backend", "dagger") and not (v > 0)]
+        if self.eval_every < 0:
+            errors.append(f"eval_every must be >= 0, got {self.eval_every}")
+        if self.backend not in BC_BACKENDS:
+            errors.append(f"backend must be one of {BC_BACKENDS}, got {self.backend!r}")
+        if not 0.0 <= self.dagger < 1.0:
+            errors.append(f"dagger must be in [0, 1), got {self.dagger}")
+        if self.checkpoint_every > 0 and self.checkpoint_every % self.chunk_steps:
+            errors.append(f"checkpoint_every ({self.checkpoint_every}) must be a multiple of chunk_steps "
+                          f"({self.chunk_steps})")
+        if errors:
+            raise ValueError("invalid BC config: " + "; ".join(errors))
+        return self

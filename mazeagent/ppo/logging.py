@@ -25,7 +25,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from mazeagent.ppo.config import PPOConfig
+from mazeagent.ppo.config import RUN_KEYS, PPOConfig
 
 METRICS_FILE = "metrics.jsonl"
 RUN_FILE = "run.json"
@@ -168,8 +168,6 @@ def checkpoint_tags(checkpoint: str | os.PathLike | None) -> list[str]:
 
 def config_hash(config: PPOConfig) -> str:
     """Short hash of what a config trains (run-management keys excluded): equal hashes, comparable checkpoints."""
-    from mazeagent.ppo.runner import RUN_KEYS
-
     learned = {k: v for k, v in config.to_dict().items() if k not in RUN_KEYS}
     return hashlib.sha256(json.dumps(learned, sort_keys=True, default=str).encode()).hexdigest()[:16]
 

@@ -23,13 +23,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mazeagent.ppo.config import PPOConfig
+from mazeagent.ppo.config import RUN_KEYS, PPOConfig
 
 EXIT_NONFINITE = 3
 EVAL_VIDEOS = 2  # episodes recorded (GIF + path still) at each evaluation when wandb is on
 # Keys that do not change what is learned; a resume may change them (e.g. to turn wandb off).
-RUN_KEYS = frozenset({"checkpoint_every", "keep_checkpoints", "eval_every", "eval_episodes", "wandb_mode",
-                      "wandb_project", "wandb_entity"})
 _SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
 READY_FILE = "READY"  # written by :func:`mark_ready` when the loop is about to run its first update
 
