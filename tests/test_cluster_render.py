@@ -331,7 +331,10 @@ def test_study_plan_is_a_shard_array_plus_a_dependent_merge(tmp_path):
     ckpt = tmp_path / "agent"
     save_checkpoint(ckpt / "checkpoints", {"params": {"w": np.zeros(2, np.float32)}}, make_config("tiny"), 8)
     kw = dict(seed=3, study_args=("--greedy",), max_parallel=2)
-    assert S._check_study_sharding() is None  # `mazeagent study` has --shard and --merge
+    from mazeagent.cli import build_parser
+
+    ns = build_parser().parse_args(["study", "--checkpoint", "c", "--out", "o", "--shard", "1/4"])
+    assert ns.shard == "1/4" and build_parser().parse_args(["study", "--checkpoint", "c", "--out", "o", "--merge", "4"]).merge == 4
     plan = S.plan_study(ckpt, 100, tmp_path / "study", 4, **kw)
     shards, merge = plan.jobs
     assert "--array=0-3%2" in _sbatch_options(shards.script) and merge.after == 0
@@ -342,29 +345,3 @@ def test_study_plan_is_a_shard_array_plus_a_dependent_merge(tmp_path):
         _bash_ok(job.script, tmp_path)
     with pytest.raises(ValueError, match="--shards must be between 1 and --mazes"):
         S.plan_study(ckpt, 3, tmp_path / "study", 4)
-
-
-def test_study_plan_is_refused_clearly_without_shard_options(tmp_path, monkeypatch):
-    """A mazeagent whose `study` lacks --shard/--merge: refused up front, not as a failing array on the cluster."""
-    import argparse
-
-    import numpy as np
-
-    import mazeagent.cli
-    from mazeagent.ppo.checkpoint import save_checkpoint
-
-    def old_parser() -> argparse.ArgumentParser:
-        parser = argparse.ArgumentParser()
-        study = parser.add_subparsers(dest="command").add_parser("study")
-        study.add_argument("--checkpoint")
-        study.add_argument("--out")
-        return parser
-
-    ckpt = tmp_path / "agent"
-    save_checkpoint(ckpt / "checkpoints", {"params": {"w": np.zeros(2, np.float32)}}, make_config("tiny"), 8)
-    monkeypatch.setattr(mazeagent.cli, "build_parser", old_parser)
-    with pytest.raises(ValueError, match="no --shard/--merge"):
-        S._check_study_sharding()
-    with pytest.raises(ValueError, match="no --shard/--merge"):
-        S.plan_study(ckpt, 100, tmp_path / "study", 4)
-    assert not (tmp_path / "study").exists()

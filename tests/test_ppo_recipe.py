@@ -309,9 +309,34 @@ def test_bc_init_from_continues_a_clone_and_old_checkpoints_still_resume(tmp_pat
     src = load_checkpoint(tmp_path / "a").state["params"]
     for x, y in zip(jax.tree_util.tree_leaves(src), jax.tree_util.tree_leaves(bc._initial_params(cont)), strict=True):
         assert np.array_equal(np.asarray(x), np.asarray(y))
-    with pytest.raises(ValueError, match="differs from this run"):
-        bc._initial_params(cont.replace(net_widths=(4, 8, 16)))
+    with pytest.raises(ValueError, match="differs from this run's .* whole multiples"):
+        bc._initial_params(cont.replace(net_widths=(4, 8, 12)))
+    wide = bc._initial_params(cont.replace(net_widths=(8, 16, 16)))  # twice as wide: the same function
+    from mazeagent.ppo.train import make_net
+
+    obs = bc.chunk(BC_ENV, BC_SMALL, 0)[0][:16]
+    small, big = make_net(BC_ENV).apply(src, obs)[0], make_net(BC_ENV.replace(net_widths=(8, 16, 16))).apply(wide, obs)[0]
+    assert 0 < float(jnp.abs(small - big).max()) < 0.05 * float(jnp.abs(small).max())
 
 
 def test_default_bc_config_is_valid():
     assert bc.BCConfig().validate() == bc.BCConfig()
+
+
+def test_widening_is_exact_without_noise_and_refuses_non_multiples():
+    from mazeagent.nets.widen import widen
+    from mazeagent.ppo.train import make_net
+
+    p = _init_params(BC_ENV)
+    obs = bc.chunk(BC_ENV, BC_SMALL, 0)[0][:16]
+    ref_logits, ref_value = make_net(BC_ENV).apply(p, obs)
+    for new in ((8, 16, 16), (4, 24, 8), (12, 8, 16)):
+        w = widen(p, (4, 8, 8), new, noise=0.0)
+        net = make_net(BC_ENV.replace(net_widths=new))
+        shapes = jax.eval_shape(lambda: net.init(jax.random.PRNGKey(0), obs[:1]))
+        assert jax.tree.structure(shapes) == jax.tree.structure(w)
+        logits, value = net.apply(w, obs)
+        np.testing.assert_allclose(logits, ref_logits, atol=1e-5)
+        np.testing.assert_allclose(value, ref_value, atol=1e-5)
+    with pytest.raises(ValueError, match="whole multiples"):
+        widen(p, (4, 8, 8), (6, 8, 8))

@@ -15,10 +15,10 @@ import pytest
 
 from mazeagent.nets import HOOK_NAMES, ImpalaCNN, nchw_hook, run_with_cache, run_with_hooks, to_nchw
 from mazeagent.nets import cli as nets_cli
-from mazeagent.nets.torch_io import (CheckpointError, export_torch, import_torch, load_torch_checkpoint,
-                                     params_to_torch_state_dict, save_torch_checkpoint, state_dict_shapes,
-                                     torch_state_dict_to_params)
+from mazeagent.nets.torch_io import (CheckpointError, load_torch_checkpoint, params_to_torch_state_dict,
+                                     save_torch_checkpoint, state_dict_shapes, torch_state_dict_to_params)
 from mazeagent.nets.torch_pickle import read_torch_file, write_torch_file
+from mazeagent.ppo.pth import export_torch, import_torch
 from test_nets import maze_observations
 from required import require_module
 

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from mazeagent import media
+from mazeagent.ppo.record import record_episodes
 from mazeagent.ppo.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from mazeagent.ppo.config import preset
 from mazeagent.ppo.logging import REFERENCE_ENV, RunLogger, read_wandb_file, read_wandb_run
@@ -117,7 +118,7 @@ def test_eval_videos_decode_to_the_env_frames(trained):
     key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(RUN.seed), 2), 4)
     env_states = state.env_state.env_states()
     render = jax.jit(observe, static_argnums=1)
-    recorded = media.record_episodes(RUN, state, key, EVAL_VIDEOS)
+    recorded = record_episodes(RUN, state, key, EVAL_VIDEOS)
     for dist, eps in recorded.items():
         assert len(eps) == EVAL_VIDEOS
         for i, ep in enumerate(eps):

@@ -399,7 +399,6 @@ def plan_study(checkpoint: str | os.PathLike, mazes: int, out: str | os.PathLike
         raise ValueError(f"--mazes must be >= 1, got {mazes}")
     if not 1 <= shards <= mazes:
         raise ValueError(f"--shards must be between 1 and --mazes ({mazes}), got {shards}")
-    _check_study_sharding()
     name = name or f"study-{out.name}"
     base = ["--checkpoint", _check_path("--checkpoint", ckpt), "--mazes", str(mazes), "--out",
             _check_path("--out", out), "--seed", str(seed), *study_args]
@@ -423,16 +422,6 @@ def plan_study(checkpoint: str | os.PathLike, mazes: int, out: str | os.PathLike
     )
     tasks = tuple({"task": i, "shard": f"{i}/{shards}"} for i in range(shards))
     return Plan("study", out, jobs, tasks, {"checkpoint": str(ckpt), "mazes": mazes, "shards": shards, "seed": seed})
-
-
-def _check_study_sharding() -> None:
-    """The shard array runs ``mazeagent study ... --shard I/K`` and the merge job ``... --merge K``."""
-    from mazeagent.cli import build_parser
-
-    ns, _ = build_parser().parse_known_args(["study", "--checkpoint", "c", "--out", "o"])
-    if not (hasattr(ns, "shard") and hasattr(ns, "merge")):
-        raise ValueError("this mazeagent's `study` command has no --shard/--merge options, which a sharded study "
-                         "needs; run `mazeagent study` in one job (e.g. sbatch --wrap) instead")
 
 
 # ---- submission -----------------------------------------------------------------------------------------------------

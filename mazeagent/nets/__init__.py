@@ -12,8 +12,7 @@ _EXPORTS = {
     "mazeagent.nets.hooks": ("DEFAULT_LAYER", "HOOK_NAMES", "check_names", "from_nchw", "hook_shapes", "nchw_hook",
                              "run_with_cache", "run_with_hooks", "to_nchw"),
     "mazeagent.nets.impala": ("ImpalaCNN", "num_params"),
-    "mazeagent.nets.torch_io": ("CheckpointError", "export_torch", "import_torch", "load_torch_checkpoint",
-                                "save_torch_checkpoint"),
+    "mazeagent.nets.torch_io": ("CheckpointError", "load_torch_checkpoint", "save_torch_checkpoint"),
 }
 _WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)

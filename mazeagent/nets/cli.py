@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _import(args: argparse.Namespace) -> int:
-    from mazeagent.nets.torch_io import import_torch
+    from mazeagent.ppo.pth import import_torch
 
     where = import_torch(args.file, args.out, preset=args.preset, overrides=args.overrides, seed=args.seed)
     print(f"wrote {where}")
@@ -38,7 +38,7 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from mazeagent.nets.torch_io import export_torch
+    from mazeagent.ppo.pth import export_torch
 
     print(f"wrote {export_torch(args.checkpoint, args.out, step=args.step, force=args.force)}")
     return 0

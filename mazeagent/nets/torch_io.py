@@ -3,8 +3,7 @@
 Conversion (:func:`torch_state_dict_to_params` / :func:`params_to_torch_state_dict`): conv weights OIHW <-> HWIO,
 linear weights (out, in) <-> (in, out); our ``embedder.fc`` already sees an NCHW flatten, so no fc permutation.
 Files are read by the restricted reader in :mod:`mazeagent.nets.torch_pickle` (no torch, no pickled code run);
-:func:`import_torch` writes the suite's own checkpoint (:mod:`mazeagent.ppo.checkpoint`), so an imported agent
-loads wherever a trained one does.
+whole files <-> the suite's checkpoints is :mod:`mazeagent.ppo.pth`, above both.
 """
 from __future__ import annotations
 
@@ -18,8 +17,8 @@ import numpy as np
 from mazeagent.nets.impala import BASE_WIDTHS, HIDDEN, NUM_ACTIONS
 from mazeagent.nets.torch_pickle import CheckpointError, read_torch_file, write_torch_file
 
-__all__ = ["CheckpointError", "export_torch", "import_torch", "load_torch_checkpoint", "params_to_torch_state_dict",
-           "save_torch_checkpoint", "state_dict_shapes", "torch_state_dict_to_params"]
+__all__ = ["CheckpointError", "load_torch_checkpoint", "params_to_torch_state_dict", "save_torch_checkpoint",
+           "state_dict_shapes", "torch_state_dict_to_params"]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -115,51 +114,3 @@ def load_torch_checkpoint(path: str | os.PathLike) -> tuple[int, dict]:
 def save_torch_checkpoint(params: Mapping[str, Any], path: str | os.PathLike) -> None:
     """Write params as a ``{'model_state_dict': ...}`` ``.pth`` that procgen-tools' ``load_policy`` accepts."""
     write_torch_file({"model_state_dict": params_to_torch_state_dict(params)}, path)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# whole files <-> the suite's checkpoints
-def import_torch(path: str | os.PathLike, out: str | os.PathLike, *, preset: str = "paper",
-                 overrides: list[str] | tuple[str, ...] = (), seed: int | None = None) -> Path:
-    """Convert a published ``.pth`` into a suite checkpoint in ``out`` (new or empty dir); return its step dir.
-
-    The recorded config (what ``eval``/fine-tuning use) is ``preset`` + ``overrides`` with ``net_scale`` set to the
-    inferred scale, and ``rand_region`` read from a ``..._rand_region_<r>.pth`` file name unless overridden.
-    Everything is validated before anything is written.
-    """
-    import hashlib
-    import re
-
-    from mazeagent.ppo.checkpoint import save_checkpoint
-    from mazeagent.ppo.config import make_config, parse_overrides
-
-    path, out = Path(path), Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ValueError(f"--out {out} already exists and is not an empty directory; refusing to overwrite it")
-    scale, variables = load_torch_checkpoint(path)
-    given = parse_overrides(list(overrides))
-    if given.get("net_scale", scale) != scale:
-        raise ValueError(f"net_scale={given['net_scale']} was requested but {path.name} holds a scale-{scale} network")
-    pre = [f"net_scale={scale}"]
-    m = re.search(r"rand_region_(\d+)", path.stem)
-    if m and "rand_region" not in given:
-        pre.append(f"rand_region={int(m.group(1))}")
-    config = make_config(preset, pre + list(overrides), seed)
-    sha = hashlib.sha256(path.read_bytes()).hexdigest()
-    return save_checkpoint(out, {"params": variables}, config, step=0,
-                           extra={"imported_from": path.name, "source_sha256": sha, "source_format": "pytorch"})
-
-
-def export_torch(checkpoint: str | os.PathLike, out: str | os.PathLike, *, step: int | None = None,
-                 force: bool = False) -> Path:
-    """Write a suite checkpoint's policy as a procgen-tools-loadable ``.pth`` (``{'model_state_dict': ...}``)."""
-    from mazeagent.ppo.checkpoint import load_policy
-
-    out = Path(out)
-    if out.exists() and not force:
-        raise ValueError(f"{out} already exists; pass force=True (--force) to overwrite it")
-    if not out.parent.is_dir():
-        raise ValueError(f"directory {out.parent} does not exist")
-    _net, params, _config = load_policy(checkpoint, step=step)
-    save_torch_checkpoint(params, out)
-    return out

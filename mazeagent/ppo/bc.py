@@ -252,19 +252,28 @@ def _learner(config: PPOConfig, bc: BCConfig, params: Any):
 
 
 def _initial_params(config: PPOConfig) -> Any:
-    """Fresh params from the seed, or ``config.init_from``'s (same network required): BC can continue a clone."""
+    """Fresh params from the seed, or ``config.init_from``'s: BC can continue a clone, on the same net or on one
+    whose blocks are whole multiples wider (:func:`mazeagent.nets.widen.widen`: the same function, room to learn)."""
     from mazeagent.ppo.train import make_net
 
-    params = make_net(config).init(jax.random.PRNGKey(config.seed), jnp.zeros((1, 64, 64, 3), jnp.uint8))
+    net = make_net(config)
+    params = net.init(jax.random.PRNGKey(config.seed), jnp.zeros((1, 64, 64, 3), jnp.uint8))
     if config.init_from is None:
         return params
     from mazeagent.ppo.checkpoint import load_policy
 
-    _, loaded, cfg = load_policy(config.init_from)
-    if (cfg.net_scale, cfg.net_widths) != (config.net_scale, config.net_widths):
-        raise ValueError(f"init_from={config.init_from!r}: its network (widths {cfg.net_widths}, scale "
-                         f"{cfg.net_scale}) differs from this run's (widths {config.net_widths}, scale "
-                         f"{config.net_scale})")
+    src_net, loaded, _ = load_policy(config.init_from)
+    old, new = src_net.channel_widths, net.channel_widths
+    if old != new:
+        from mazeagent.nets.widen import widen
+
+        try:
+            loaded = widen(loaded, old, new, seed=config.seed)
+        except ValueError as e:
+            raise ValueError(f"init_from={config.init_from!r}: its network (widths {old}) differs from this run's "
+                             f"(widths {new}) and {e}") from None
+        print(f"mazeagent bc: init_from {config.init_from}: widened {old} -> {new} (same function up to the "
+              f"symmetry-breaking noise)", file=sys.stderr)
     return jax.tree.map(lambda a, b: jnp.asarray(b, a.dtype), params, loaded)
 
 

@@ -17,7 +17,8 @@ import torch
 
 from mazeagent.nets.actions import GROUP_MATRIX
 from mazeagent.ppo.config import BCConfig, PPOConfig
-from mazeagent.ppo.torch_learn import from_flax, to_flax, widths_of
+from mazeagent.ppo.torch_learn import from_flax, to_flax
+from mazeagent.ppo.train import make_net
 
 
 def cosine_lr(bc: BCConfig, step: int) -> float:
@@ -33,7 +34,7 @@ class TorchLearner:
         torch.manual_seed(config.seed)
         self.bc = bc
         self._template = params  # flax structure for params()
-        self.model = from_flax(params, widths_of(config))
+        self.model = from_flax(params, make_net(config).channel_widths)
         self.opt = torch.optim.Adam(self.model.parameters(), lr=bc.lr, eps=1e-8)
         self.t = 0
         self._mask = torch.from_numpy(GROUP_MATRIX.T > 0)  # (5, 15): actions of each move group

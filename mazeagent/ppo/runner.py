@@ -83,7 +83,7 @@ def _loop(trainer: Any, state: Any, start: int, logger: Any, stop: "_SignalFlag"
     import jax
     from tqdm import tqdm
 
-    from mazeagent.media import eval_media
+    from mazeagent.ppo.record import eval_media
     from mazeagent.ppo.checkpoint import save_checkpoint
     from mazeagent.ppo.evaluate import make_evaluator
 

@@ -94,14 +94,6 @@ def to_flax(model: TorchImpala, like: Any) -> Any:
     return {"params": tree} if wrapped else tree
 
 
-def widths_of(config: PPOConfig) -> tuple[int, ...]:
-    """The IMPALA block widths a config's net has (``net_widths``, else the base widths x ``net_scale``)."""
-    from mazeagent.nets.impala import BASE_WIDTHS
-
-    return tuple(config.net_widths) if config.net_widths is not None else tuple(w * config.net_scale
-                                                                               for w in BASE_WIDTHS)
-
-
 def ppo_loss(model: TorchImpala, batch: tuple[torch.Tensor, ...], cfg: PPOConfig) -> torch.Tensor:
     """``Trainer.loss`` in torch: clipped surrogate + vf_coef x clipped value loss - ent_coef x entropy."""
     obs, action, old_logp, old_value, adv, ret = batch
