@@ -38,19 +38,25 @@ def _bfs_dist(grid: np.ndarray, target: tuple[int, int]) -> dict[tuple[int, int]
 def test_demonstrations_are_env_frames_labelled_with_a_shortest_path_move():
     """Each frame is what the env shows with the mouse on that square and facing; each label moves one step closer
     to the cheese by a BFS written here; the square is open and not the cheese; maze sizes obey max_maze_size."""
-    from mazeagent.env.core import EnvParams, observe, state_from_level
     from mazeagent.env.levelgen import generate_batch
 
     d = bc.demonstrations(BC_ENV, 6, 120, np.random.default_rng(5))
     assert d.obs.shape == (120, 64, 64, 3) and d.obs.dtype == np.uint8
     assert set(np.unique(d.label)) <= {0, 1, 2, 3} and len(np.unique(d.label)) >= 3
-    seeds = np.unique(d.level_seed)
-    g = generate_batch(seeds, rand_region=BC_ENV.rand_region)
-    assert (g.size <= 7).all()
-    levels = g.levels()
-    params = EnvParams(rand_region=BC_ENV.rand_region)
-    for j in range(0, 120, 7):
-        i = int(np.flatnonzero(seeds == d.level_seed[j])[0])
+    assert (generate_batch(np.unique(d.level_seed), rand_region=BC_ENV.rand_region).size <= 7).all()
+    _check_samples(d, range(0, 120, 7))
+
+
+def _check_samples(d, rows) -> None:
+    """Each chosen sample: an open square that is not the cheese, a label one step closer by an independent BFS,
+    and the env's own frame of that state."""
+    from mazeagent.env.core import EnvParams, observe, state_from_level
+    from mazeagent.env.levelgen import generate_batch
+
+    g = generate_batch(np.unique(d.level_seed), rand_region=BC_ENV.rand_region)
+    levels, params = g.levels(), EnvParams(rand_region=BC_ENV.rand_region)
+    for j in rows:
+        i = int(np.flatnonzero(g.seed == d.level_seed[j])[0])
         grid, sq = g.grid[i], tuple(int(v) for v in d.square[j])
         dist = _bfs_dist(grid, tuple(g.cheese[i]))
         assert grid[sq] != WALL and dist[sq] > 0
@@ -234,7 +240,6 @@ def test_dagger_samples_are_the_policys_own_states_labelled_by_the_expert():
     """A policy that never moves visits only its start squares (half of them the maze's start, facing left); one
     that always goes right ends up facing right; every sample's label moves one step closer (independent BFS) and
     its frame is the env's frame; a sample is never the cheese."""
-    from mazeagent.env.core import EnvParams, observe, state_from_level
     from mazeagent.env.levelgen import generate_batch
 
     still = bc.rollout_demonstrations(BC_ENV, _constant_policy(4), 8, 200, 6, np.random.default_rng(2))
@@ -247,18 +252,7 @@ def test_dagger_samples_are_the_policys_own_states_labelled_by_the_expert():
 
     right = bc.rollout_demonstrations(BC_ENV, _constant_policy(7), 8, 400, 6, np.random.default_rng(2))
     assert right.reflected.mean() > 0.75
-    g = generate_batch(np.unique(right.level_seed), rand_region=BC_ENV.rand_region)
-    levels, params = g.levels(), EnvParams(rand_region=BC_ENV.rand_region)
-    for j in range(0, 400, 23):
-        i = int(np.flatnonzero(g.seed == right.level_seed[j])[0])
-        sq = tuple(int(v) for v in right.square[j])
-        dist = _bfs_dist(g.grid[i], tuple(g.cheese[i]))
-        assert dist[sq] > 0
-        dr, dc = GROUP_DELTAS[GROUP_NAMES[right.label[j]]]
-        assert dist[(sq[0] + dr, sq[1] + dc)] == dist[sq] - 1
-        st = state_from_level(levels[i], params, background=int(g.background[i]))
-        st = st.replace(mouse=jnp.asarray(sq, jnp.int32), reflected=jnp.asarray(bool(right.reflected[j])))
-        assert np.array_equal(np.asarray(observe(st, params)), right.obs[j])
+    _check_samples(right, range(0, 400, 23))
 
 
 def test_dagger_chunks_mix_in_the_policys_states_deterministically():

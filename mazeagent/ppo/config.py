@@ -330,7 +330,7 @@ class BCConfig:
     eval_every: int = 2_000  # steps; 0 = only at the end
     eval_episodes: int = 128
     # Where the learning runs: "jax" (the flax net under XLA) or "torch" (the same net and loss on PyTorch's CPU
-    # convolutions, several times XLA's samples/s on a CPU, see README; the checkpoint is the same flax checkpoint either way).
+    # convolutions, several times XLA's samples/s on a CPU, see README); the checkpoint is the same either way.
     backend: str = "jax"
     # DAgger: this fraction of each chunk comes from the current clone's own rollouts (sampled actions, from the
     # maze's start or a random square), labelled by the expert, so it learns to leave the places it gets stuck in.
