@@ -16,15 +16,20 @@ def _add_config_args(p: argparse.ArgumentParser, default_preset: str) -> None:
     p.add_argument("--seed", type=int, default=None, help="overrides the config's seed")
 
 
+def _add_run_args(p: argparse.ArgumentParser, out_help: str) -> None:
+    """--out, --resume, --no-progress: what every resumable training command takes."""
+    p.add_argument("--out", required=True, help=out_help)
+    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out, if any")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("train", help="train a PPO maze agent (checkpoints, --resume, wandb)",
                               description="Train PPO. Exit codes: 0 done; 143/138 stopped by SIGTERM/SIGUSR1 after "
                                           "checkpointing (requeue with --resume); 3 non-finite loss (last good "
                                           "checkpoint kept).")
     _add_config_args(p, "paper")
-    p.add_argument("--out", required=True, help="run directory (checkpoints/, metrics.jsonl, wandb/)")
-    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out, if any")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_run_args(p, "run directory (checkpoints/, metrics.jsonl, wandb/)")
     p.set_defaults(func=_train)
 
     p = subparsers.add_parser("eval", help="evaluate a checkpoint on the training and stock distributions")
@@ -45,9 +50,7 @@ def _add_bc_parser(subparsers: argparse._SubParsersAction) -> None:
                                           "training mazes. The result is a checkpoint for --init-from or any "
                                           "--checkpoint option; it is labelled recipe=bc.")
     _add_config_args(p, "cpu")
-    p.add_argument("--out", required=True, help="run directory (checkpoints/, metrics.jsonl)")
-    p.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out, if any")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_run_args(p, "run directory (checkpoints/, metrics.jsonl)")
     p.add_argument("--until", type=int, default=None, help="stop (checkpointed) after this many steps; --resume goes on")
     for f, v in BCConfig().__dict__.items():
         p.add_argument(f"--{f.replace('_', '-')}", type=type(v), default=v, dest=f"bc_{f}",
