@@ -42,7 +42,8 @@ def test_demo_plays_the_bundled_agent_and_says_so(tmp_path, capsys):
     assert "NOT the published agent" in report
     # the scorecard puts the published value beside ours (demo reports included)
     assert "| ID | Claim | Credence | Measured [95% CI] | Published | Verdict | Brier |" in report
-    assert "83.3%" in report  # the published 4-factor regression accuracy, from experiments/published.toml
+    # a section's published counterpart (experiments/published.toml): P(cheese move) at the decision square, .81
+    assert "*Published counterparts*" in report and "| .81 | Understanding post |" in report
     _check_episodes_replay(out / "episodes.csv")
 
 
