@@ -273,7 +273,8 @@ def test_dagger_chunks_mix_in_the_policys_states_deterministically():
 def test_bc_with_dagger_stopped_and_resumed_is_bitwise_an_uninterrupted_run(tmp_path, backend):
     cfg = BC_SMALL.__class__(**{**BC_SMALL.__dict__, "backend": backend, "dagger": 0.5, "dagger_steps": 3})
     assert bc.run(BC_ENV, cfg, tmp_path / "ref", progress=False) == 0
-    assert bc.run(BC_ENV, cfg, tmp_path / "cut", progress=False, until=2) == 0
+    assert bc.run(BC_ENV, cfg, tmp_path / "cut", progress=False, until=1) == 0  # mid-chunk: runs to its end
+    assert load_checkpoint(tmp_path / "cut").step == 2
     assert bc.run(BC_ENV, cfg, tmp_path / "cut", resume=True, progress=False) == 0
     ref, got = (load_checkpoint(tmp_path / d / "checkpoints") for d in ("ref", "cut"))
     assert ref.meta["extra"]["bc"]["backend"] == backend and "DAgger" in ref.meta["extra"]["description"]

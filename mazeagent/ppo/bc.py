@@ -338,7 +338,10 @@ def run(config: PPOConfig, bc: BCConfig, out_dir: str | Path, resume: bool = Fal
         data, data_index = None, -1
         t0, n0 = time.perf_counter(), start
         last = bc.steps if until is None else min(bc.steps, until)
-        while done < last and not stop.signum:
+        if bc.dagger:  # a DAgger chunk depends on the params at its start: stop only at chunk boundaries, so that
+            # --resume regenerates the same chunk (a signal lets the current chunk finish: at most chunk_steps steps)
+            last = min(bc.steps, -(-last // bc.chunk_steps) * bc.chunk_steps)
+        while done < last and not (stop.signum and (not bc.dagger or done % bc.chunk_steps == 0)):
             c, offset = divmod(done, bc.chunk_steps)
             if c != data_index:
                 data, data_index = chunk(config, bc, c, learner.logits if bc.dagger else None), c
