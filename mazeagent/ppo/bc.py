@@ -251,19 +251,25 @@ def _learner(config: PPOConfig, bc: BCConfig, params: Any):
     return JaxLearner(config, bc, params)
 
 
+def _fresh_params(config: PPOConfig) -> Any:
+    """The config's net initialised from its seed."""
+    from mazeagent.ppo.train import make_net
+
+    return make_net(config).init(jax.random.PRNGKey(config.seed), jnp.zeros((1, 64, 64, 3), jnp.uint8))
+
+
 def _initial_params(config: PPOConfig) -> Any:
     """Fresh params from the seed, or ``config.init_from``'s: BC can continue a clone, on the same net or on one
     whose blocks are whole multiples wider (:func:`mazeagent.nets.widen.widen`: the same function, room to learn)."""
     from mazeagent.ppo.train import make_net
 
-    net = make_net(config)
-    params = net.init(jax.random.PRNGKey(config.seed), jnp.zeros((1, 64, 64, 3), jnp.uint8))
+    params = _fresh_params(config)
     if config.init_from is None:
         return params
     from mazeagent.ppo.checkpoint import load_policy
 
     src_net, loaded, _ = load_policy(config.init_from)
-    old, new = src_net.channel_widths, net.channel_widths
+    old, new = src_net.channel_widths, make_net(config).channel_widths
     if old != new:
         from mazeagent.nets.widen import widen
 
@@ -310,9 +316,7 @@ def run(config: PPOConfig, bc: BCConfig, out_dir: str | Path, resume: bool = Fal
         if not _same_bc(meta.get("extra", {}).get("bc"), bc) or PPOConfig.from_dict(meta["config"]) != config:
             raise ValueError(f"cannot resume from {existing[-1]}: its BC or env/net settings differ from the ones "
                              f"requested; use the same command line or a new --out")
-        from mazeagent.ppo.train import make_net
-
-        learner = _learner(config, bc, make_net(config).init(key, jnp.zeros((1, 64, 64, 3), jnp.uint8)))
+        learner = _learner(config, bc, _fresh_params(config))
         target = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), np.asarray(a).dtype), learner.state())
         ckpt = load_checkpoint(root, target=target)
         learner.restore(ckpt.state)
