@@ -61,6 +61,11 @@ class TorchImpala(nn.Module):
         return self.fc_policy(h), self.fc_value(h)[:, 0]
 
 
+def _torch_name(path: tuple[str, ...]) -> str:
+    """The torch parameter name of a flattened flax params path (``kernel`` -> ``weight``)."""
+    return ".".join(path[:-1]) + (".weight" if path[-1] == "kernel" else ".bias")
+
+
 def from_flax(params: Any, widths: tuple[int, ...]) -> TorchImpala:
     """A :class:`TorchImpala` holding ``ImpalaCNN`` params (HWIO -> OIHW, (in, out) -> (out, in)); strict, so every
     parameter is mapped."""
@@ -71,7 +76,7 @@ def from_flax(params: Any, widths: tuple[int, ...]) -> TorchImpala:
         a = np.asarray(a, np.float32)
         if path[-1] == "kernel":
             a = a.transpose(3, 2, 0, 1) if a.ndim == 4 else a.T
-        sd[".".join(path[:-1]) + (".weight" if path[-1] == "kernel" else ".bias")] = torch.from_numpy(a.copy())
+        sd[_torch_name(path)] = torch.from_numpy(a.copy())
     model = TorchImpala(widths)
     model.load_state_dict(sd, strict=True)
     return model
@@ -86,7 +91,7 @@ def to_flax(model: TorchImpala, like: Any) -> Any:
     sd = model.state_dict()
     out = {}
     for path, a in flatten_dict(like["params"] if wrapped else like).items():
-        t = sd[".".join(path[:-1]) + (".weight" if path[-1] == "kernel" else ".bias")].detach().numpy()
+        t = sd[_torch_name(path)].detach().numpy()
         if path[-1] == "kernel":
             t = t.transpose(2, 3, 1, 0) if t.ndim == 4 else t.T
         out[path] = jnp.asarray(np.ascontiguousarray(t), dtype=a.dtype)
