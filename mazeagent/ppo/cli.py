@@ -41,6 +41,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_eval)
     _add_bc_parser(subparsers)
 
+    p = subparsers.add_parser("curve", help="plot the learning curve of one run or of stages chained end to end",
+                              description="Reads each run's metrics.jsonl and lays the stages end to end on one frame "
+                                          "axis (e.g. BC, then DAgger, then PPO from it).")
+    p.add_argument("runs", nargs="+", metavar="[LABEL=]RUN", help="run directories (or metrics.jsonl), in order")
+    p.add_argument("--out", required=True, help="PNG to write")
+    p.add_argument("--target", type=float, default=0.9, help="draw this cheese rate as a line (default 0.9)")
+    p.set_defaults(func=_curve)
+
 
 def _add_bc_parser(subparsers: argparse._SubParsersAction) -> None:
     from mazeagent.ppo.bc import BCConfig
@@ -103,6 +111,19 @@ def _eval(args: argparse.Namespace) -> int:
     result = make_evaluator(config, episodes=args.episodes, greedy=args.greedy)(params, jax.random.PRNGKey(args.seed))
     result = {"checkpoint": args.checkpoint, "episodes": args.episodes, "rand_region": config.rand_region, **result}
     _print(result, args.json)
+    return 0
+
+
+def _curve(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from mazeagent.ppo.curve import load_stage, plot_learning_curve
+
+    stages = [load_stage(*(r.split("=", 1) if "=" in r else (Path(r).name, r))) for r in args.runs]
+    fig = plot_learning_curve(stages, target=args.target)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(args.out, dpi=110)
+    print(f"wrote {args.out}")
     return 0
 
 
