@@ -335,3 +335,15 @@ def test_widening_is_exact_without_noise_and_refuses_non_multiples():
         np.testing.assert_allclose(value, ref_value, atol=1e-5)
     with pytest.raises(ValueError, match="whole multiples"):
         widen(p, (4, 8, 8), (6, 8, 8))
+
+
+def test_the_init_from_option_reaches_the_config_of_train_and_bc():
+    from mazeagent.cli import build_parser
+    from mazeagent.ppo.cli import _config
+
+    for cmd in ("train", "bc"):
+        args = build_parser().parse_args([cmd, "--out", "x", "--preset", "cpu", "--init-from", "runs/a=b",
+                                          "--set", "lr=1e-4", "--seed", "3"])
+        cfg = _config(args)
+        assert (cfg.init_from, cfg.lr, cfg.seed) == ("runs/a=b", 1e-4, 3)
+        assert _config(build_parser().parse_args([cmd, "--out", "x", "--preset", "cpu"])).init_from is None

@@ -4,6 +4,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mazeagent.ppo.config import PPOConfig
 
 
 def _add_config_args(p: argparse.ArgumentParser, default_preset: str) -> None:
@@ -14,6 +18,17 @@ def _add_config_args(p: argparse.ArgumentParser, default_preset: str) -> None:
     p.add_argument("--set", dest="overrides", action="extend", nargs="+", default=[], metavar="KEY=VALUE",
                    help="override a config key, e.g. --set lr=3e-4 rand_region=none (repeatable)")
     p.add_argument("--seed", type=int, default=None, help="overrides the config's seed")
+    p.add_argument("--init-from", default=None, metavar="CKPT",
+                   help="start from this checkpoint's network params (a run, checkpoints/ or step_* directory; "
+                        "same as --set init_from=CKPT), e.g. to finetune on another distribution")
+
+
+def _config(args: argparse.Namespace, extra: list[str] | tuple[str, ...] = ()) -> "PPOConfig":
+    """The config a command line asks for: preset, ``--set`` overrides, ``--init-from``, ``--seed``."""
+    from mazeagent.ppo.config import make_config
+
+    init = [f"init_from={args.init_from}"] if getattr(args, "init_from", None) is not None else []
+    return make_config(args.preset, [*extra, *args.overrides, *init], args.seed)
 
 
 def _add_run_args(p: argparse.ArgumentParser, out_help: str) -> None:
@@ -68,9 +83,8 @@ def _add_bc_parser(subparsers: argparse._SubParsersAction) -> None:
 
 def _bc(args: argparse.Namespace) -> int:
     from mazeagent.ppo.bc import BCConfig, run
-    from mazeagent.ppo.config import make_config
 
-    config = make_config(args.preset, args.overrides, args.seed)
+    config = _config(args)
     bc = BCConfig(**{k[3:]: v for k, v in vars(args).items() if k.startswith("bc_")})
     return run(config, bc, args.out, resume=args.resume, progress=not args.no_progress, until=args.until)
 
@@ -92,10 +106,9 @@ def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from mazeagent.ppo.config import make_config
     from mazeagent.ppo.runner import run
 
-    config = make_config(args.preset, args.overrides, args.seed)
+    config = _config(args)
     return run(config, args.out, resume=args.resume, progress=not args.no_progress)
 
 
@@ -129,12 +142,12 @@ def _curve(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     from mazeagent.ppo.bench import bench_train, bench_vs_torch
-    from mazeagent.ppo.config import make_config
 
     preset = args.preset or ("cpu" if args.vs_torch else "paper")
     num_envs = 32 if args.vs_torch and args.num_envs is None else args.num_envs
     sizes = [f"{k}={v}" for k, v in (("num_envs", num_envs), ("num_steps", args.num_steps)) if v is not None]
-    config = make_config(preset, sizes + args.overrides, args.seed)
+    args.preset = preset
+    config = _config(args, sizes)
     if args.vs_torch:
         result = {"preset": preset, **bench_vs_torch(config, args.repeats, progress=not args.json)}
     else:
