@@ -18,7 +18,8 @@ def synthetic_table(rows: int, seed: int = 0) -> Any:
     import pandas as pd
 
     from experiments.behaviour import factor_subset
-    from experiments.rollouts import HORIZONS, generate_mazes
+    from experiments.rollouts import HORIZONS
+    from mazeagent.env.mazes import generate_mazes
     from experiments.stats import zscore
 
     if rows < 10:

@@ -77,7 +77,8 @@ def _bench(args: argparse.Namespace) -> int:
     import jax
     import numpy as np
 
-    from experiments.rollouts import NetPolicy, RolloutConfig, generate_mazes, rollout
+    from experiments.rollouts import NetPolicy, RolloutConfig, rollout
+    from mazeagent.env.mazes import generate_mazes
     from mazeagent.nets import ImpalaCNN
 
     if args.checkpoint:

@@ -19,7 +19,8 @@ import numpy as np
 
 from experiments import stats, verdicts
 from experiments.report import Report, Section
-from experiments.rollouts import Mazes, evaluate, grouped_probs
+from experiments.rollouts import evaluate, grouped_probs
+from mazeagent.maze.batch import Mazes
 from mazeagent.nets import ACTION_TO_GROUP
 
 THRESHOLDS = (0.25, 0.5, 0.75, 0.95, 0.995)

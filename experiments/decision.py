@@ -11,7 +11,8 @@ import numpy as np
 
 from experiments import published, stats
 from experiments.report import Report, Section, fmt, pyplot
-from experiments.rollouts import Mazes, evaluate, grouped_probs
+from experiments.rollouts import evaluate, grouped_probs
+from mazeagent.maze.batch import Mazes
 
 
 def probs_at_decision(policy, mazes: Mazes, idx: np.ndarray, key) -> dict[str, np.ndarray]:

@@ -12,7 +12,7 @@ import numpy as np
 from experiments import published, stats, verdicts
 from experiments.behaviour import factor_subset
 from experiments.report import Report, Section, fmt, pyplot
-from experiments.rollouts import Mazes
+from mazeagent.maze.batch import Mazes
 from mazeagent.maze.level import Level
 
 
@@ -90,11 +90,9 @@ def section(policy: Any, mazes: Mazes, df: Any, rep: Report, n_mazes: int, seed:
         sec.text("Too few mazes admitted an edit; F11 unresolved.")
         rep.score(verdicts.scorecard_row("F11", "no edits", None, None, verdicts.INCONCLUSIVE))
         return sec
-    from experiments.rollouts import from_levels
-
     idx = np.array([p[0] for p in pairs])
-    orig = from_levels([mazes.level(int(i)) for i in idx], background=mazes.background[idx])
-    edited = from_levels([p[1] for p in pairs], background=mazes.background[idx])
+    orig = Mazes.from_levels([mazes.level(int(i)) for i in idx], background=mazes.background[idx])
+    edited = Mazes.from_levels([p[1] for p in pairs], background=mazes.background[idx])
     before = probs_at_decision(policy, orig, np.arange(len(idx)), key)
     after = probs_at_decision(policy, edited, np.arange(len(idx)), key)
     delta = after["p_cheese"] - before["p_cheese"]

@@ -28,7 +28,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from mazeagent.maze.level import SPACE, TIMEOUT, WALL, WORLD, Level, LevelBatch
+from mazeagent.env.mazes import renderers, static_frames
+from mazeagent.maze.batch import Mazes
+from mazeagent.maze.level import SPACE, TIMEOUT, WALL, WORLD, LevelBatch
 from mazeagent.nets import ACTION_GROUPS, ACTION_TO_GROUP, GROUP_NAMES, group_probs
 
 HORIZONS = (256, 500)
@@ -141,105 +143,7 @@ class NetPolicy:
         return cls(net, params)
 
 
-# -------------------------------------------------------------------------------------------------------- mazes
-
-@dataclass(frozen=True)
-class Mazes:
-    """A batch of levels as world arrays (level.py conventions) plus what rendering needs."""
-
-    grid: np.ndarray  # (B, W, W) procgen codes, cheese included
-    size: np.ndarray  # (B,)
-    background: np.ndarray  # (B,)
-    seed: np.ndarray  # (B,) level seeds (-1 for hand-built levels)
-    mouse: np.ndarray  # (B, 2) world
-    cheese: np.ndarray  # (B, 2) world, (-1, -1) if none
-
-    def __len__(self) -> int:
-        return int(self.size.shape[0])
-
-    @functools.cached_property
-    def batch(self) -> LevelBatch:
-        return LevelBatch(walls=self.grid == WALL, size=self.size.astype(np.int32),
-                          mouse=self.mouse.astype(np.int32), cheese=self.cheese.astype(np.int32))
-
-    @functools.cached_property
-    def geometry(self):
-        from mazeagent.maze.geometry import analyse
-
-        return analyse(self.batch)
-
-    def level(self, i: int) -> Level:
-        return self.batch.level(i)
-
-
-def generate_mazes(n: int, seed: int = 0, rand_region: int | None = None, max_size: int | None = None,
-                   min_size: int | None = None) -> Mazes:
-    """``n`` stock mazes (cheese anywhere) at distinct level seeds drawn from ``seed``; ``max_size`` / ``min_size``
-    keep only mazes in that size range (the sizes an agent was trained on, or those it never saw)."""
-    from mazeagent.env.levelgen import generate_batch
-
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"number of mazes must be a positive int, got {n!r}")
-    return from_generated(generate_batch(level_seeds(int(n), seed, min_size, max_size), rand_region=rand_region))
-
-
-def level_seeds(n: int, seed: int = 0, min_size: int | None = None, max_size: int | None = None) -> np.ndarray:
-    """``n`` distinct level seeds drawn from ``seed`` whose maze size lies in [min_size, max_size]; without a range,
-    the same seeds as ever (so existing studies keep their mazes)."""
-    from mazeagent.env.levelgen import INT32_MAX, check_max_maze_size, maze_sizes
-
-    rng = np.random.default_rng(seed)
-    if min_size is None and max_size is None:
-        return rng.choice(INT32_MAX, size=n, replace=False).astype(np.int32)
-    lo, hi = (3 if min_size is None else check_max_maze_size(min_size, WORLD),
-              WORLD if max_size is None else check_max_maze_size(max_size, WORLD))
-    if lo > hi:
-        raise ValueError(f"empty maze-size range [{lo}, {hi}]")
-    out = np.zeros(0, np.int32)
-    while len(out) < n:  # sizes are near-uniform over 3, 5, ..., 25, so a few rounds suffice
-        cand = rng.choice(INT32_MAX, size=4 * n + 64, replace=False).astype(np.int32)
-        size = maze_sizes(cand, WORLD)
-        cand = cand[(size >= lo) & (size <= hi) & ~np.isin(cand, out)]
-        out = np.concatenate([out, cand])
-    return out[:n]
-
-
-def from_generated(g: Any) -> Mazes:
-    return Mazes(grid=np.asarray(g.grid), size=np.asarray(g.size), background=np.asarray(g.background),
-                 seed=np.asarray(g.seed), mouse=np.asarray(g.mouse), cheese=np.asarray(g.cheese))
-
-
-def from_levels(levels: list[Level], background: int | np.ndarray = 0) -> Mazes:
-    """Hand-built or edited levels (e.g. from :mod:`mazeagent.maze.edit`) as a playable batch; ``background`` is
-    one index for all or one per level."""
-    if not levels:
-        raise ValueError("need at least one level")
-    b = LevelBatch.stack(levels)
-    grid = np.stack([lv.world_codes() for lv in levels]).astype(np.int32)
-    return Mazes(grid=grid, size=b.size, background=np.full(len(levels), background, np.int32),
-                 seed=np.array([-1 if lv.seed is None else lv.seed for lv in levels], np.int32),
-                 mouse=b.mouse, cheese=b.cheese)
-
-
 # ------------------------------------------------------------------------------------------ policy evaluation
-
-@functools.lru_cache(maxsize=None)
-def renderers() -> tuple[Callable, Callable]:
-    """The jitted, batched hard-mode renderers ``(static(grid, background), compose(frame, mouse, reflected))``:
-    a maze's frame without the mouse is rendered once and the mouse composited per queried state."""
-    from mazeagent.env.render import composite_mouse, load_tables, render_static
-
-    tables = load_tables("hard")
-    static = jax.jit(jax.vmap(lambda g, b: render_static(g, b, tables)))
-    compose = jax.jit(jax.vmap(lambda f, m, r: composite_mouse(f, m, r, tables)))
-    return static, compose
-
-
-def static_frames(mazes: Mazes, idx: np.ndarray) -> jax.Array:
-    """Frames of the given mazes without the mouse (rendered once, the mouse is composited per query)."""
-    static, _ = renderers()
-    return static(jnp.asarray(mazes.grid[idx]), jnp.asarray(mazes.background[idx]))
-
 
 def _bucket(n: int, cap: int) -> int:
     return min(cap, max(16, 1 << (max(n, 1) - 1).bit_length()))

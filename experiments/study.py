@@ -16,6 +16,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from mazeagent.maze.batch import Mazes
 from mazeagent.maze.level import TIMEOUT
 from mazeagent.ppo.config import DEFAULT_WANDB_MODE, WANDB_MODES
 
@@ -66,7 +67,8 @@ DEMO = StudyConfig(mazes=400, chunk=256, f11_mazes=40, conformity_mazes=8, n_spl
 def run_study(policy: Any, out_dir: str | Path, cfg: StudyConfig = StudyConfig(), checkpoint: str | None = None,
               progress: bool = True) -> dict[str, Path]:
     """Run every behaviour analysis for ``policy`` and write the report into ``out_dir``."""
-    from experiments.rollouts import generate_mazes, rollout
+    from experiments.rollouts import rollout
+    from mazeagent.env.mazes import generate_mazes
 
     t0 = time.perf_counter()
     mazes = generate_mazes(cfg.mazes, seed=cfg.seed, max_size=cfg.max_maze_size)
@@ -80,8 +82,9 @@ def run_shard(policy: Any, out_dir: str | Path, cfg: StudyConfig, shard: int, sh
               checkpoint: str | None = None, progress: bool = True) -> tuple[Path, Path]:
     """Roll out shard ``shard`` of ``shards`` (maze indices :func:`~experiments.rollouts.shard_indices`) into
     ``out_dir/shards/``; results.json is left to :func:`merge_study`."""
-    from experiments.rollouts import generate_mazes, rollout, shard_indices
+    from experiments.rollouts import rollout, shard_indices
     from experiments.shards import save_shard
+    from mazeagent.env.mazes import generate_mazes
 
     idx = shard_indices(cfg.mazes, shard, shards)
     t0 = time.perf_counter()
@@ -97,8 +100,9 @@ def merge_study(policy: Any, out_dir: str | Path, cfg: StudyConfig, shards: int,
                 progress: bool = True) -> dict[str, Path]:
     """Join the ``shards`` shards in ``out_dir/shards/`` (all present, same checkpoint, maze count and seed, else
     ValueError) and run the analyses: the same results.json as :func:`run_study` in one process."""
-    from experiments.rollouts import from_results, generate_mazes
+    from experiments.rollouts import from_results
     from experiments.shards import load_shards
+    from mazeagent.env.mazes import generate_mazes
 
     t0 = time.perf_counter()
     raw, metas = load_shards(out_dir, shards, _shard_meta(policy, cfg, shards, checkpoint))
@@ -127,7 +131,7 @@ def _shard_meta(policy: Any, cfg: StudyConfig, shards: int, checkpoint: str | No
             "max_maze_size": cfg.max_maze_size}
 
 
-def _analyse(policy: Any, mazes: Any, ro: Any, out: Path, cfg: StudyConfig, checkpoint: str | None,
+def _analyse(policy: Any, mazes: Mazes, ro: Any, out: Path, cfg: StudyConfig, checkpoint: str | None,
              timings: dict, t0: float) -> dict[str, Path]:
     """Every analysis after the rollouts, then the report. results.json holds only what the seed determines;
     wall times and work counters (which depend on the machine and the sharding) go to timing.json."""
@@ -177,7 +181,7 @@ OUTCOMES = ("cheese", "top_right", "neither")
 EXAMPLES_PER_OUTCOME = 2
 
 
-def example_media(mazes: Any, episodes: Any, out_dir: str | Path, per_outcome: int = EXAMPLES_PER_OUTCOME
+def example_media(mazes: Mazes, episodes: Any, out_dir: str | Path, per_outcome: int = EXAMPLES_PER_OUTCOME
                   ) -> dict[str, Any]:
     """wandb media of the first ``per_outcome`` episodes (by maze index) that got the cheese, got to the top-right
     square instead, or neither, at the longest horizon played: per episode a GIF of the frames the policy saw, the
@@ -210,12 +214,13 @@ def example_media(mazes: Any, episodes: Any, out_dir: str | Path, per_outcome: i
     return log
 
 
-def replay_episodes(mazes: Any, idx: list[int], actions: list[str]) -> list[Any]:
+def replay_episodes(mazes: Mazes, idx: list[int], actions: list[str]) -> list[Any]:
     """:class:`~mazeagent.media.Episode` s (frames, squares, facing) of mazes ``idx`` played by their ``actions``
     strings (one move group per character, as in episodes.csv), stepped together."""
     import jax.numpy as jnp
 
-    from experiments.rollouts import renderers, replay_moves, static_frames
+    from experiments.rollouts import replay_moves
+    from mazeagent.env.mazes import renderers, static_frames
     from mazeagent.maze.level import WORLD
     from mazeagent.media import Episode
 

@@ -16,13 +16,14 @@ checkpoint.
 """
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any, Sequence
 
 import numpy as np
 
-from mazeagent.maze.level import CHEESE, SPACE
-from probes.dataset import activation_cell, capture, observations
+from mazeagent.env.mazes import observations
+from mazeagent.maze.batch import Mazes
+from mazeagent.maze.level import world_to_activation
+from probes.dataset import capture
 from probes.vfield import open_squares
 
 O2_THRESHOLD = 0.8
@@ -42,18 +43,7 @@ def tracking_hits(acts: np.ndarray, cells: np.ndarray, tol: int = TOL) -> np.nda
     return near & (dev.max(1) > 0)
 
 
-def with_cheese_at(mazes: Any, i: int, squares: np.ndarray) -> Any:
-    """Copies of maze ``i``, one per world square in ``squares``, with the cheese moved there."""
-    base = np.where(mazes.grid[i] == CHEESE, SPACE, mazes.grid[i])
-    k = len(squares)
-    grid = np.repeat(base[None], k, 0)
-    grid[np.arange(k), squares[:, 0], squares[:, 1]] = CHEESE
-    rep = lambda a: np.repeat(a[i:i + 1], k, 0)  # noqa: E731
-    return replace(mazes, grid=grid, size=rep(mazes.size), background=rep(mazes.background), seed=rep(mazes.seed),
-                   mouse=rep(mazes.mouse), cheese=np.asarray(squares, mazes.cheese.dtype))
-
-
-def cheese_tracking_by_maze(net: Any, params: Any, mazes: Any, layers: Sequence[str], placements: int = 16,
+def cheese_tracking_by_maze(net: Any, params: Any, mazes: Mazes, layers: Sequence[str], placements: int = 16,
                             seed: int = 0, tol: int = TOL, progress: bool = True
                             ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per layer, ``(hits (M, C), placements (M,))``: tracking hits of every channel for the cheese over up to
@@ -76,9 +66,9 @@ def cheese_tracking_by_maze(net: Any, params: Any, mazes: Any, layers: Sequence[
                 hits[nm].append(None)
             continue
         padded = np.concatenate([sq, np.repeat(sq[:1], placements - k, 0)])  # fixed batch shape; padding unscored
-        acts = capture(net, params, observations(with_cheese_at(mazes, i, padded), np.arange(placements)), layers)
+        acts = capture(net, params, observations(mazes.with_cheese_at(i, padded), np.arange(placements)), layers)
         for nm in layers:
-            hits[nm].append(tracking_hits(acts[nm][:k], activation_cell(sq, acts[nm].shape[1]), tol).sum(0))
+            hits[nm].append(tracking_hits(acts[nm][:k], world_to_activation(sq, acts[nm].shape[1]), tol).sum(0))
     n = np.asarray(counts, np.int64)
     if not n.sum():
         raise ValueError("no maze has room to move the cheese")
@@ -89,24 +79,24 @@ def cheese_tracking_by_maze(net: Any, params: Any, mazes: Any, layers: Sequence[
     return out
 
 
-def cheese_tracking(net: Any, params: Any, mazes: Any, layer: str, placements: int = 16, seed: int = 0,
+def cheese_tracking(net: Any, params: Any, mazes: Mazes, layer: str, placements: int = 16, seed: int = 0,
                     tol: int = TOL, progress: bool = True) -> np.ndarray:
     """(C,) tracking score of every channel of ``layer`` for the cheese: its hit rate over all placements."""
     hits, n = cheese_tracking_by_maze(net, params, mazes, [layer], placements, seed, tol, progress)[layer]
     return hits.sum(0) / n.sum()
 
 
-def top_right_tracking_by_maze(net: Any, params: Any, mazes: Any, layers: Sequence[str], tol: int = TOL
+def top_right_tracking_by_maze(net: Any, params: Any, mazes: Mazes, layers: Sequence[str], tol: int = TOL
                                ) -> dict[str, np.ndarray]:
     """Per layer, (M, C) bool: does each channel's most salient cell sit at the maze's top-right free square (its
     cell moves with the maze size)?"""
     layers = list(layers)
     tr = mazes.geometry.top_right
     acts = capture(net, params, observations(mazes, np.arange(len(mazes))), layers)
-    return {nm: tracking_hits(acts[nm], activation_cell(tr, acts[nm].shape[1]), tol) for nm in layers}
+    return {nm: tracking_hits(acts[nm], world_to_activation(tr, acts[nm].shape[1]), tol) for nm in layers}
 
 
-def top_right_tracking(net: Any, params: Any, mazes: Any, layer: str, tol: int = TOL) -> np.ndarray:
+def top_right_tracking(net: Any, params: Any, mazes: Mazes, layer: str, tol: int = TOL) -> np.ndarray:
     """(C,) tracking score for the top-right free square across mazes."""
     return top_right_tracking_by_maze(net, params, mazes, [layer], tol)[layer].mean(0)
 

@@ -118,7 +118,7 @@ def _bench(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from experiments.rollouts import generate_mazes
+    from mazeagent.env.mazes import generate_mazes
     from probes.vfield import vector_field
 
     net, params = _net(args.checkpoint, args.scale, args.seed)

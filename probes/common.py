@@ -19,12 +19,13 @@ import numpy as np
 
 from experiments import verdicts as V
 from experiments.report import Report
-from experiments.rollouts import TIMEOUT, RolloutConfig, from_generated, generate_mazes, rollout
+from experiments.rollouts import TIMEOUT, RolloutConfig, rollout
 from experiments.stats import bootstrap_ci, proportion
+from mazeagent.env.mazes import from_generated, generate_mazes
+from mazeagent.maze.batch import Mazes
 from mazeagent.nets.hooks import DEFAULT_LAYER
 from probes import channels as CH
 from probes import interventions as I
-from probes.dataset import concat, take
 
 PUBLISHED_SHARE = 11 / 128  # cheese channels found by eye among the 128 of block2.res1.resadd_out
 NOT_DEMONSTRATED = "not demonstrated"
@@ -98,7 +99,7 @@ class ProbeStudy:
     def policy(self, hooks: dict | None = None) -> I.HookedPolicy:
         return I.HookedPolicy(self.net, self.params, dict(hooks or {}))
 
-    def play(self, policy: Any, mazes: Any, seed_offset: int = 0) -> Any:
+    def play(self, policy: Any, mazes: Mazes, seed_offset: int = 0) -> Any:
         """One episode per maze: first-hit times ``t_cheese`` / ``t_top_right`` (-1 = never), in maze order.
         ``policy`` is a rollout policy or a :class:`probes.interventions.PerMaze` patch."""
         import pandas as pd
@@ -113,7 +114,7 @@ class ProbeStudy:
                 out[k][idx] = df[k].to_numpy()
         return pd.DataFrame(out)
 
-    def mazes(self, n: int, offset: int, keep: Callable[[Any], np.ndarray] | None = None) -> Any:
+    def mazes(self, n: int, offset: int, keep: Callable[[Mazes], np.ndarray] | None = None) -> Mazes:
         """``n`` mazes in the study's size range (those passing ``keep``, a function of a maze batch returning the
         indices to keep), drawn deterministically from ``seed + offset``."""
         parts, have = [], 0
@@ -123,10 +124,10 @@ class ProbeStudy:
             want = n - have if keep is None else max(64, 4 * (n - have))
             pool = generate_mazes(want, seed=seed, max_size=self.cfg.max_maze_size)
             idx = np.arange(len(pool)) if keep is None else np.asarray(keep(pool))
-            parts.append(take(pool, idx[:n - have]))
+            parts.append(pool.take(idx[:n - have]))
             have += len(parts[-1])
             if have >= n:
-                return concat(parts)
+                return Mazes.concat(parts)
         raise ValueError(f"found only {have} of {n} suitable mazes of size <= {self.cfg.max_maze_size}")
 
     def tracking(self) -> dict:
@@ -155,7 +156,7 @@ class ProbeStudy:
         return self.report.figure_path(f"probes_{name}")
 
 
-def mazes_from_seeds(seeds: Any) -> Any:
+def mazes_from_seeds(seeds: Any) -> Mazes:
     """The stock mazes of explicit level seeds (e.g. procgen-tools' seeds 0-99), in the given order."""
     from mazeagent.env.levelgen import as_seed_array, generate_batch
 
@@ -209,12 +210,11 @@ def paired_cut(base: np.ndarray, patched: np.ndarray, seed: int) -> tuple[float,
     return stat(pair), bootstrap_ci(pair, stat, n_boot=500, seed=seed)
 
 
-def with_cheese(mazes: Any, squares: np.ndarray) -> Any:
+def with_cheese(mazes: Mazes, squares: np.ndarray) -> Mazes:
     """The mazes with the cheese moved to world ``squares`` (N, 2)."""
     from mazeagent.maze.level import CHEESE
-    from probes.dataset import without_cheese
 
-    base = without_cheese(mazes)
+    base = mazes.without_cheese()
     grid = base.grid.copy()
     grid[np.arange(len(mazes)), squares[:, 0], squares[:, 1]] = CHEESE
     return replace(base, grid=grid, cheese=np.asarray(squares, base.cheese.dtype))

@@ -17,40 +17,14 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from mazeagent.maze.level import CHEESE, SPACE, WORLD
+from mazeagent.env.mazes import observations
+from mazeagent.maze.batch import Mazes
+from mazeagent.maze.level import CHEESE, WORLD, world_to_activation
 from mazeagent.nets.hooks import check_names, run_with_cache
 
 POSITIONS = ("start", "decision", "all")
-
-
-def observations(mazes: Any, idx: np.ndarray, squares: np.ndarray | None = None,
-                 reflected: np.ndarray | None = None) -> jax.Array:
-    """uint8 frames (B, 64, 64, 3) of mazes ``idx`` with the mouse at world ``squares`` (default: each maze's
-    start) facing ``reflected`` (default: left, as at the start of an episode)."""
-    from experiments.rollouts import renderers as _renderers, static_frames
-
-    idx = np.asarray(idx, np.int64)
-    squares = mazes.mouse[idx] if squares is None else np.asarray(squares)
-    reflected = np.zeros(len(idx), bool) if reflected is None else np.asarray(reflected, bool)
-    uniq, inv = np.unique(idx, return_inverse=True)
-    frames = static_frames(mazes, pad_pow2(uniq, 8))  # padded sizes: few compilations of the renderers
-    _, compose = _renderers()
-    b = len(idx)
-    out = compose(frames[jnp.asarray(pad_pow2(inv, 16))], jnp.asarray(pad_pow2(squares, 16), jnp.int32),
-                  jnp.asarray(pad_pow2(reflected, 16)))
-    return out[:b]
-
-
-def pad_pow2(a: np.ndarray, minimum: int) -> np.ndarray:
-    """``a`` padded along axis 0 (repeating its first row) to a power of two >= ``minimum``."""
-    a = np.asarray(a)
-    size = max(minimum, 1 << (max(len(a), 1) - 1).bit_length())
-    if not len(a):
-        return np.zeros((size, *a.shape[1:]), a.dtype)
-    return np.concatenate([a, np.repeat(a[:1], size - len(a), 0)])
 
 
 @functools.lru_cache(maxsize=None)
@@ -64,42 +38,7 @@ def capture(net: Any, params: Any, obs: jax.Array, names: Iterable[str]) -> dict
     return {k: np.asarray(v) for k, v in _capture_fn(net, names)(params, obs).items()}
 
 
-MAZE_FIELDS = ("grid", "size", "background", "seed", "mouse", "cheese")  # the per-maze arrays of a Mazes batch
-
-
-def take(mazes: Any, idx: np.ndarray) -> Any:
-    """The mazes ``idx`` of a :class:`experiments.rollouts.Mazes` batch, as a new batch."""
-    from dataclasses import replace
-
-    idx = np.asarray(idx, np.int64)
-    return replace(mazes, **{k: getattr(mazes, k)[idx] for k in MAZE_FIELDS})
-
-
-def concat(parts: list[Any]) -> Any:
-    """Several :class:`experiments.rollouts.Mazes` batches as one, in order."""
-    from dataclasses import replace
-
-    return replace(parts[0], **{k: np.concatenate([getattr(p, k) for p in parts]) for k in MAZE_FIELDS})
-
-
-def without_cheese(mazes: Any) -> Any:
-    """The same mazes with the cheese removed (grid and ``cheese`` field)."""
-    from dataclasses import replace
-
-    grid = np.where(mazes.grid == CHEESE, SPACE, mazes.grid)
-    return replace(mazes, grid=grid, cheese=np.full_like(mazes.cheese, -1))
-
-
-def activation_cell(squares: np.ndarray, size: int) -> np.ndarray:
-    """World squares (N, 2) -> image-order cells of a ``size x size`` map (as ``level.world_to_activation``,
-    vectorised); (-1, -1) stays (-1, -1)."""
-    squares = np.asarray(squares)
-    img_row = WORLD - 1 - squares[:, 0]
-    cells = np.stack([np.floor((img_row + 0.5) * size / WORLD), np.floor((squares[:, 1] + 0.5) * size / WORLD)], 1)
-    return np.where(squares >= 0, cells, -1).astype(np.int32)
-
-
-def positions(mazes: Any, where: str) -> tuple[np.ndarray, np.ndarray]:
+def positions(mazes: Mazes, where: str) -> tuple[np.ndarray, np.ndarray]:
     """``(maze index (N,), world square (N, 2))`` of every sampled position."""
     if where not in POSITIONS:
         raise ValueError(f"positions must be one of {POSITIONS}, got {where!r}")
@@ -135,7 +74,7 @@ class ActivationDataset:
         return path
 
 
-def _labels(mazes: Any, maze: np.ndarray, sq: np.ndarray, sizes: Iterable[int],
+def _labels(mazes: Mazes, maze: np.ndarray, sq: np.ndarray, sizes: Iterable[int],
             got_cheese: np.ndarray | None) -> dict[str, np.ndarray]:
     m = ((WORLD - mazes.size) // 2)[maze][:, None]
     cheese = mazes.cheese[maze]
@@ -144,14 +83,14 @@ def _labels(mazes: Any, maze: np.ndarray, sq: np.ndarray, sizes: Iterable[int],
            "mouse": sq, "mouse_inner": sq - m, "cheese": cheese, "cheese_inner": np.where(cheese >= 0, cheese - m, -1),
            "decision_square": ds, "at_decision": (sq == ds).all(1)}
     for s in sorted(set(sizes)):
-        lab[f"cheese_cell_{s}"] = activation_cell(cheese, s)
-        lab[f"mouse_cell_{s}"] = activation_cell(sq, s)
+        lab[f"cheese_cell_{s}"] = world_to_activation(cheese, s)
+        lab[f"mouse_cell_{s}"] = world_to_activation(sq, s)
     if got_cheese is not None:
         lab["got_cheese"] = np.asarray(got_cheese, bool)[maze]
     return lab
 
 
-def collect(net: Any, params: Any, mazes: Any, names: Iterable[str], where: str = "start", chunk: int = 256,
+def collect(net: Any, params: Any, mazes: Mazes, names: Iterable[str], where: str = "start", chunk: int = 256,
             got_cheese: np.ndarray | None = None, out_dir: str | Path | None = None, float16: bool = False,
             progress: bool = True) -> ActivationDataset | Path:
     """Capture ``names`` at the chosen positions of every maze.

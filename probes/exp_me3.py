@@ -29,20 +29,20 @@ from experiments.stats import bootstrap_ci, proportion
 from probes import channels as CH
 from probes import interventions as I
 from probes import steering as S
+from mazeagent.maze.batch import Mazes
 from probes.common import ProbeStudy, finite, plt, row
-from probes.dataset import without_cheese
 
 SWEEP = (-3.0, -2.0, -1.0, 0.0, 0.5, 1.0, 2.0, 3.0)  # steering coefficients swept
 
 
-def influences(st: ProbeStudy, mazes: Any, key: Any) -> dict[str, np.ndarray]:
+def influences(st: ProbeStudy, mazes: Mazes, key: Any) -> dict[str, np.ndarray]:
     """Per maze (each with a decision square): P(cheese move), the cheese's influence on it (with − without the
     cheese), the top-right influence without the cheese (P(top-right move) − P(cheese move)), and whether the
     cheese is in the top-right region."""
     d = S.decision_probs(st.net, st.params, mazes, None, key)
     idx = np.arange(len(mazes))
     ds = mazes.geometry.decision_square
-    logits, _ = evaluate(st.policy(), without_cheese(mazes), idx, ds, np.zeros(len(mazes), bool), key)
+    logits, _ = evaluate(st.policy(), mazes.without_cheese(), idx, ds, np.zeros(len(mazes), bool), key)
     bare = grouped_probs(logits)
     to_c, to_tr = bare[idx, d["cheese_move"]], bare[idx, d["top_right_move"]]
     near = mazes.geometry.factors()["cheese_in_top_right_region"] == 1
@@ -111,7 +111,7 @@ def _table(res: dict) -> Table:
                  [[label, res[key.get(k, k)][0], res[key.get(k, k)][1]] for k, label in names.items()])
 
 
-def _steering_evidence(st: ProbeStudy, sec: Section, mz: Any, key: Any) -> None:
+def _steering_evidence(st: ProbeStudy, sec: Section, mz: Mazes, key: Any) -> None:
     """Cheese and top-right steering, their composition, transfer, separable channels, retargeting vs the
     top-right path: evidence for IG1–IG3, no verdict."""
     cfg, res = st.cfg, sec.results

@@ -16,8 +16,9 @@ from experiments.report import Section
 from experiments.stats import bootstrap_ci, proportion
 from probes import interventions as I
 from probes import steering as S
+from mazeagent.maze.batch import Mazes
 from probes.common import (ProbeStudy, demonstrated, finite, got, mazes_from_seeds, paired_cut, plt, rates, row)
-from probes.dataset import collect, take, without_cheese
+from probes.dataset import collect
 
 ME1_CUTS = (50, 70, 90, 99)  # ME1@X in verdicts.PREDICTIONS
 MAX_TOP_RIGHT_DROP = 0.25
@@ -56,7 +57,7 @@ def me1_verdict(scored: dict | None, x: float) -> tuple[str, str]:
     return demonstrated(shown)
 
 
-def _patches(st: ProbeStudy, mz: Any, choose: np.ndarray) -> list[tuple[str, str, Any]]:
+def _patches(st: ProbeStudy, mz: Mazes, choose: np.ndarray) -> list[tuple[str, str, Any]]:
     """(name, kind, policy) of every patch and control; whatever is fitted (the mean vector, the mean-ablation
     reference) is fitted on the choosing half only."""
     cfg, shape = st.cfg, st.shape
@@ -64,7 +65,7 @@ def _patches(st: ProbeStudy, mz: Any, choose: np.ndarray) -> list[tuple[str, str
     mean_vec = vecs[choose].mean(0)
     chans = st.cheese_channels()
     ctrl = I.random_channels(chans, shape[-1], len(chans), cfg.seed)
-    ref = np.asarray(collect(st.net, st.params, without_cheese(take(mz, choose)), [cfg.layer], "start",
+    ref = np.asarray(collect(st.net, st.params, mz.take(choose).without_cheese(), [cfg.layer], "start",
                              chunk=min(256, len(choose)), progress=False).acts[cfg.layer])
     rand = np.stack([I.random_like(v, cfg.seed + k) for k, v in enumerate(vecs)])
     out: list[tuple[str, str, Any]] = []
@@ -145,7 +146,7 @@ def seed_list(text: str) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _cv_mazes(st: ProbeStudy) -> tuple[Any, str]:
+def _cv_mazes(st: ProbeStudy) -> tuple[Mazes, str]:
     cfg = st.cfg
     has_ds = lambda m: np.nonzero(m.geometry.decision_square[:, 0] >= 0)[0]  # noqa: E731
     if cfg.cv_seeds is None:
@@ -155,7 +156,7 @@ def _cv_mazes(st: ProbeStudy) -> tuple[Any, str]:
     big = pool.size[keep] > (cfg.max_maze_size or 25)
     if (~big).sum() == 0:
         raise ValueError("none of the given level seeds has a decision square and a maze within the size range")
-    return take(pool, keep[~big]), (f"the {len(pool)} given level seeds: {len(keep)} have a decision square, "
+    return pool.take(keep[~big]), (f"the {len(pool)} given level seeds: {len(keep)} have a decision square, "
                                     f"{int(big.sum())} of them larger than the agent's sizes are left out")
 
 

@@ -10,18 +10,17 @@ same proportions. ME6's episode-level success stays the headline; this section d
 """
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from experiments.report import Section
 from experiments.stats import bootstrap_ci
+from mazeagent.maze.batch import Mazes
 from mazeagent.maze.geometry import next_step_towards, shortest_paths
+from mazeagent.maze.level import world_to_activation
 from mazeagent.nets.hooks import DEFAULT_LAYER
 from probes import channels as CH
 from probes import interventions as I
 from probes.common import ProbeStudy, plt, with_cheese
-from probes.dataset import activation_cell
 from probes.exp_channels import PUBLISHED_CHANNELS, PUBLISHED_WIDTH
 from probes.exp_retarget import DIVERGENCE_BINS, setup
 from probes.vfield import field_probs
@@ -66,7 +65,7 @@ def channel_lists(st: ProbeStudy) -> tuple[tuple[str, tuple[int, ...], float], .
     return tuple(lists)
 
 
-def path_probability(st: ProbeStudy, mazes: Any, targets: np.ndarray, clamp: tuple[tuple[int, ...], float] | None
+def path_probability(st: ProbeStudy, mazes: Mazes, targets: np.ndarray, clamp: tuple[tuple[int, ...], float] | None
                      = None) -> np.ndarray:
     """(M,) geometric mean of P(the shortest path's move) over the squares from each maze's start to ``targets``
     (the destination itself excluded), with ``(channels, value)`` clamped at the destination's cell if given."""
@@ -78,7 +77,7 @@ def path_probability(st: ProbeStudy, mazes: Any, targets: np.ndarray, clamp: tup
     if clamp is not None:
         chans = np.zeros((len(idx), st.shape[-1]), bool)
         chans[:, list(clamp[0])] = True
-        hooks = {st.cfg.layer: I.ClampCell(chans, activation_cell(targets[idx], st.shape[0]),
+        hooks = {st.cfg.layer: I.ClampCell(chans, world_to_activation(targets[idx], st.shape[0]),
                                            np.full(len(idx), clamp[1], np.float32))}
     probs = field_probs(st.net, st.params, mazes, idx, squares, hooks, per_row=hooks is not None)
     right = probs[np.arange(len(idx)), moves[idx, squares[:, 0], squares[:, 1]]]

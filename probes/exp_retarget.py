@@ -20,10 +20,11 @@ import numpy as np
 from experiments import verdicts as V
 from experiments.report import Section
 from experiments.stats import bootstrap_ci, proportion
+from mazeagent.maze.batch import Mazes
+from mazeagent.maze.level import world_to_activation
 from probes import channels as CH
 from probes import interventions as I
 from probes.common import ProbeStudy, at_least, demonstrated, finite, got, plt, row, with_cheese
-from probes.dataset import activation_cell, take, without_cheese
 
 ME6_IDS = {1e-4: "ME6@0.01", 1e-3: "ME6@0.1", 1e-2: "ME6@1", 1e-1: "ME6@10"}  # verdicts.PREDICTIONS ids
 ME6_SHARE = 0.75  # of mazes
@@ -36,7 +37,7 @@ def setup(st: ProbeStudy) -> dict:
     if "retarget" in st.cache:
         return st.cache["retarget"]
     cfg = st.cfg
-    mz = without_cheese(st.mazes(cfg.n_retarget_mazes, 404))
+    mz = st.mazes(cfg.n_retarget_mazes, 404).without_cheese()
     rng = np.random.default_rng(cfg.seed + 405)
     free = ~mz.batch.walls
     targets = np.zeros((len(mz), cfg.targets_per_maze, 2), np.int32)
@@ -65,7 +66,7 @@ def success(st: ProbeStudy, name: str, order: np.ndarray | None, n_entries: int,
         if order is None:
             pol = st.policy()
         else:
-            cells = activation_cell(targets[:, t], st.shape[0])
+            cells = world_to_activation(targets[:, t], st.shape[0])
             masks = np.stack([I.budget_mask(order, tuple(c), n_entries, st.shape) for c in cells])
             pol = I.PerMaze({st.cfg.layer: I.SetMasked(masks, np.full((len(mz), 1, 1, 1), st.cfg.retarget_value,
                                                                       np.float32))})
@@ -75,7 +76,7 @@ def success(st: ProbeStudy, name: str, order: np.ndarray | None, n_entries: int,
     return out
 
 
-def _ending_at(mazes: Any, squares: np.ndarray) -> Any:
+def _ending_at(mazes: Mazes, squares: np.ndarray) -> Mazes:
     """The cheese-less mazes with the episode ending on ``squares`` (the rollout's goal) but nothing drawn there."""
     from dataclasses import replace
 
@@ -226,8 +227,8 @@ def o1(st: ProbeStudy) -> Section:
                         res["single_activation"]["rate"], res["single_activation"]["ci"], verdict, existence=note))
     s = setup(st)
     t = s["targets"][0, 0]
-    shown = take(_ending_at(s["mazes"], s["targets"][:, 0]), np.array([0]))  # the plot marks the destination
-    hooks = {st.cfg.layer: I.clamp(order[0], activation_cell(t[None], st.shape[0])[0], st.cfg.retarget_value,
+    shown = _ending_at(s["mazes"], s["targets"][:, 0]).take(np.array([0]))  # the plot marks the destination
+    hooks = {st.cfg.layer: I.clamp(order[0], world_to_activation(t[None], st.shape[0])[0], st.cfg.retarget_value,
                                    st.shape)}
     a = vfield.vector_field(st.net, st.params, shown, 0)
     b = vfield.vector_field(st.net, st.params, shown, 0, hooks)

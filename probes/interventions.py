@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from mazeagent.maze.batch import Mazes
 from mazeagent.nets.hooks import check_names, hook_shapes, run_with_hooks
 
 
@@ -275,7 +276,7 @@ class PerMaze:
     hooks: dict
 
 
-def distinct_groups(mazes: Any) -> list[np.ndarray]:
+def distinct_groups(mazes: Mazes) -> list[np.ndarray]:
     """Index groups inside which no two mazes share walls and cheese (mazes :func:`per_maze_policy` can tell
     apart); small mazes repeat across seeds, and equal mazes may differ in background."""
     walls, cheese = mazes.batch.walls, mazes.batch.cheese
@@ -288,19 +289,17 @@ def distinct_groups(mazes: Any) -> list[np.ndarray]:
     return [np.nonzero(copy == c)[0] for c in range(int(copy.max(initial=-1)) + 1)]
 
 
-def split_per_maze(net: Any, params: Any, mazes: Any, cond: PerMaze) -> list[tuple[np.ndarray, Any, Any]]:
+def split_per_maze(net: Any, params: Any, mazes: Mazes, cond: PerMaze) -> list[tuple[np.ndarray, Mazes, Any]]:
     """``(indices, their mazes, a per-maze policy)`` for each group of :func:`distinct_groups`."""
-    from probes.dataset import take
-
     out = []
     for idx in distinct_groups(mazes):
         hooks = jax.tree.map(lambda a, i=idx: np.asarray(a)[i], dict(cond.hooks))
-        sub = take(mazes, idx)
+        sub = mazes.take(idx)
         out.append((idx, sub, per_maze_policy(net, params, sub, hooks)))
     return out
 
 
-def per_maze_policy(net: Any, params: Any, mazes: Any, hooks_by_maze: Mapping[str, Any]) -> Any:
+def per_maze_policy(net: Any, params: Any, mazes: Mazes, hooks_by_maze: Mapping[str, Any]) -> Any:
     """A rollout policy whose interventions differ per maze (a per-maze cheese vector, a clamp at each maze's
     target). Every leaf of ``hooks_by_maze`` has a leading axis of ``len(mazes)``.
 
@@ -309,7 +308,7 @@ def per_maze_policy(net: Any, params: Any, mazes: Any, hooks_by_maze: Mapping[st
     itself; mazes must therefore be distinct.
     """
     from experiments.rollouts import StatePolicy
-    from probes.dataset import pad_pow2, observations
+    from mazeagent.env.mazes import observations, pad_pow2
 
     walls, cheese = mazes.batch.walls, mazes.batch.cheese
     index = {walls[i].tobytes() + cheese[i].tobytes(): i for i in range(len(mazes))}

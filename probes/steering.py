@@ -17,12 +17,14 @@ from typing import Any
 
 import numpy as np
 
+from mazeagent.env.mazes import observations
+from mazeagent.maze.batch import Mazes
 from mazeagent.maze.level import SPACE, WORLD
-from probes.dataset import capture, observations, without_cheese
+from probes.dataset import capture
 from probes.interventions import AddVector
 
 
-def corridor_to_corner(mazes: Any) -> Any:
+def corridor_to_corner(mazes: Mazes) -> Mazes:
     """The mazes with an L-shaped corridor from the inner top-right square up to the world's top row, then right
     to the absolute corner (24, 24); mazes of size 25 are unchanged."""
     grid = mazes.grid.copy()
@@ -33,7 +35,7 @@ def corridor_to_corner(mazes: Any) -> Any:
     return replace(mazes, grid=grid)
 
 
-def pair_vectors(net: Any, params: Any, a: Any, b: Any, layer: str, idx: np.ndarray | None = None) -> np.ndarray:
+def pair_vectors(net: Any, params: Any, a: Mazes, b: Mazes, layer: str, idx: np.ndarray | None = None) -> np.ndarray:
     """(B, H, W, C) activations of ``a`` minus ``b`` at ``layer``, mouse at each maze's start."""
     idx = np.arange(len(a)) if idx is None else np.asarray(idx)
     acts_a = capture(net, params, observations(a, idx), [layer])[layer]
@@ -41,12 +43,12 @@ def pair_vectors(net: Any, params: Any, a: Any, b: Any, layer: str, idx: np.ndar
     return acts_a - acts_b
 
 
-def cheese_vectors(net: Any, params: Any, mazes: Any, layer: str, idx: np.ndarray | None = None) -> np.ndarray:
+def cheese_vectors(net: Any, params: Any, mazes: Mazes, layer: str, idx: np.ndarray | None = None) -> np.ndarray:
     """Per-maze cheese vectors (with cheese − without), mouse at the start."""
-    return pair_vectors(net, params, mazes, without_cheese(mazes), layer, idx)
+    return pair_vectors(net, params, mazes, mazes.without_cheese(), layer, idx)
 
 
-def top_right_vectors(net: Any, params: Any, mazes: Any, layer: str, idx: np.ndarray | None = None) -> np.ndarray:
+def top_right_vectors(net: Any, params: Any, mazes: Mazes, layer: str, idx: np.ndarray | None = None) -> np.ndarray:
     """Per-maze top-right vectors (corridor to the corner − original), mouse at the start."""
     return pair_vectors(net, params, corridor_to_corner(mazes), mazes, layer, idx)
 
@@ -58,14 +60,14 @@ def steer(layer: str, vector: np.ndarray, coeff: float) -> dict[str, AddVector]:
     return {layer: AddVector(v, c)}
 
 
-def decision_square_mazes(mazes: Any) -> np.ndarray:
+def decision_square_mazes(mazes: Mazes) -> np.ndarray:
     """Indices of mazes with a decision square and the cheese outside the top-right 5x5 region (the statistics
     filter of predictions.md, as ``experiments.behaviour.factor_subset`` applies it to rollout tables)."""
     f = mazes.geometry.factors()
     return np.nonzero((f["has_decision_square"] == 1) & (f["cheese_in_top_right_region"] == 0))[0]
 
 
-def decision_probs(net: Any, params: Any, mazes: Any, cond: Any = None, key: Any = None) -> dict[str, np.ndarray]:
+def decision_probs(net: Any, params: Any, mazes: Mazes, cond: Any = None, key: Any = None) -> dict[str, np.ndarray]:
     """:func:`experiments.decision.probs_at_decision` for every maze (each needs a decision square) under ``cond``:
     None (the plain network), a hooks dict, or a :class:`probes.interventions.PerMaze` patch."""
     import jax
@@ -84,7 +86,7 @@ def decision_probs(net: Any, params: Any, mazes: Any, cond: Any = None, key: Any
     return out
 
 
-def coefficient_sweep(net: Any, params: Any, mazes: Any, vectors: np.ndarray, layer: str,
+def coefficient_sweep(net: Any, params: Any, mazes: Mazes, vectors: np.ndarray, layer: str,
                       coeffs: tuple[float, ...], key: Any = None) -> dict[float, dict[str, float]]:
     """Mean P(cheese) / P(top-right) / P(other) at the decision squares of ``mazes`` (all must have one) with each
     maze's own ``vectors[i]`` added ``× coeff``, for every coefficient."""

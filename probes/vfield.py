@@ -14,9 +14,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mazeagent.env.mazes import observations
+from mazeagent.maze.batch import Mazes
 from mazeagent.maze.level import CHEESE, WORLD
 from mazeagent.nets.actions import group_probs
-from probes.dataset import observations
 from probes.interventions import hooked_apply
 
 
@@ -42,13 +43,13 @@ class VectorField:
         return self.probs[hit[0]]
 
 
-def open_squares(mazes: Any, i: int) -> np.ndarray:
+def open_squares(mazes: Mazes, i: int) -> np.ndarray:
     """World squares the mouse can stand on in maze ``i`` (open, not the cheese), row-major."""
     free = ~mazes.batch.walls[i] & (mazes.grid[i] != CHEESE)
     return np.argwhere(free).astype(np.int32)
 
 
-def field_probs(net: Any, params: Any, mazes: Any, idx: np.ndarray, squares: np.ndarray,
+def field_probs(net: Any, params: Any, mazes: Mazes, idx: np.ndarray, squares: np.ndarray,
                 hooks: Mapping[str, Any] | None = None, max_batch: int = 1024, per_row: bool = False) -> np.ndarray:
     """(N, 5) grouped probabilities with the mouse of maze ``idx[k]`` on ``squares[k]``, facing left.
 
@@ -70,7 +71,7 @@ def field_probs(net: Any, params: Any, mazes: Any, idx: np.ndarray, squares: np.
     return np.concatenate(out) if out else np.zeros((0, 5), np.float32)
 
 
-def vector_field(net: Any, params: Any, mazes: Any, i: int, hooks: Mapping[str, Any] | None = None) -> VectorField:
+def vector_field(net: Any, params: Any, mazes: Mazes, i: int, hooks: Mapping[str, Any] | None = None) -> VectorField:
     """The field of maze ``i``, optionally under interventions ``hooks`` (see :mod:`probes.interventions`)."""
     sq = open_squares(mazes, i)
     return VectorField(i, sq, field_probs(net, params, mazes, np.full(len(sq), i), sq, hooks))
@@ -91,7 +92,7 @@ def total_variation(a: VectorField, b: VectorField) -> float:
     return float(0.5 * np.abs(d.probs).sum(1).mean()) if len(d.squares) else 0.0
 
 
-def plot(vf: VectorField, mazes: Any, ax: Any = None, title: str = "", color: str = "red") -> Any:
+def plot(vf: VectorField, mazes: Mazes, ax: Any = None, title: str = "", color: str = "red") -> Any:
     """Quiver plot of a field over the maze (walls dark, cheese yellow), y up as in the published figures."""
     import matplotlib.pyplot as plt
 
@@ -112,7 +113,7 @@ def plot(vf: VectorField, mazes: Any, ax: Any = None, title: str = "", color: st
     return ax
 
 
-def plot_comparison(original: VectorField, patched: VectorField, mazes: Any, path: str, title: str = "") -> None:
+def plot_comparison(original: VectorField, patched: VectorField, mazes: Mazes, path: str, title: str = "") -> None:
     """Original, patched and patched − original fields side by side, saved as a PNG."""
     import matplotlib
 

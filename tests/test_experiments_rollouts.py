@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from experiments import rollouts as R
+from mazeagent.env.mazes import generate_mazes
+from mazeagent.maze.batch import Mazes
 from mazeagent.maze.level import Level, inner_to_world
 
 # A 5x5 tree maze (inner coordinates, row 0 at the bottom): the bottom row, the right column and the top row form a
@@ -27,7 +29,7 @@ def world(sq):
 
 
 def test_always_up_right_reaches_top_right_never_a_cheese_behind_it():
-    mazes = R.from_levels([u_maze((2, 0))] * 64)
+    mazes = Mazes.from_levels([u_maze((2, 0))] * 64)
     ro = R.rollout(R.constant_policy({"up": 1, "right": 1}), mazes, R.RolloutConfig(seed=1, chunk=64), progress=False)
     df = ro.episodes
     assert df["top_right_256"].all() and not df["cheese_500"].any()
@@ -42,7 +44,7 @@ def test_always_up_right_reaches_top_right_never_a_cheese_behind_it():
 
 
 def test_oracle_walks_the_shortest_path_and_passes_the_corner():
-    mazes = R.from_levels([u_maze((2, 0)), u_maze((0, 4)), u_maze((2, 2))])
+    mazes = Mazes.from_levels([u_maze((2, 0)), u_maze((0, 4)), u_maze((2, 2))])
     df = R.rollout(R.oracle_policy("cheese"), mazes, R.RolloutConfig(chunk=64), progress=False).episodes
     assert df["t_cheese"].tolist() == [14, 4, 8]
     assert df["cheese_256"].all() and df["cheese_500"].all()
@@ -76,7 +78,7 @@ def exact_reach_probability(level, horizon):
 def test_random_policy_matches_the_exact_absorbing_chain():
     level = u_maze((0, 4))
     n = 1024
-    df = R.rollout(R.uniform_policy(), R.from_levels([level] * n), R.RolloutConfig(seed=7, chunk=64),
+    df = R.rollout(R.uniform_policy(), Mazes.from_levels([level] * n), R.RolloutConfig(seed=7, chunk=64),
                    progress=False).episodes
     for h, col in ((20, None), (256, "cheese_256")):
         p = exact_reach_probability(level, h)
@@ -86,7 +88,7 @@ def test_random_policy_matches_the_exact_absorbing_chain():
 
 
 def test_same_seed_same_result_and_chunking_does_not_matter():
-    mazes = R.from_levels([u_maze((2, 2))] * 40)
+    mazes = Mazes.from_levels([u_maze((2, 2))] * 40)
     a = R.rollout(R.uniform_policy(), mazes, R.RolloutConfig(seed=3, chunk=64), progress=False).episodes
     b = R.rollout(R.uniform_policy(), mazes, R.RolloutConfig(seed=3, chunk=16), progress=False).episodes
     c = R.rollout(R.uniform_policy(), mazes, R.RolloutConfig(seed=4, chunk=64), progress=False).episodes
@@ -100,7 +102,7 @@ def test_bad_input_is_a_clear_error():
     with pytest.raises(ValueError, match="group"):
         R.constant_policy({"jump": 1})
     with pytest.raises(ValueError, match="positive int"):
-        R.generate_mazes(0)
+        generate_mazes(0)
 
 
 def test_generated_mazes_replay_like_real_procgen():
@@ -110,7 +112,7 @@ def test_generated_mazes_replay_like_real_procgen():
 
     from mazeagent.env.render import load_tables, render
 
-    mazes = R.generate_mazes(3, seed=11)
+    mazes = generate_mazes(3, seed=11)
     df = R.rollout(R.uniform_policy(), mazes, R.RolloutConfig(seed=2, chunk=64), progress=False).episodes
     rep = {"L": 1, "D": 3, "U": 5, "R": 7, "N": 4}
     tables = load_tables("hard")
@@ -136,7 +138,8 @@ def test_generated_mazes_replay_like_real_procgen():
 
 _HOST_DEVICES = r"""
 import hashlib, sys, jax, numpy as np
-from experiments.rollouts import NetPolicy, RolloutConfig, generate_mazes, rollout
+from experiments.rollouts import NetPolicy, RolloutConfig, rollout
+from mazeagent.env.mazes import generate_mazes
 from mazeagent.nets import ImpalaCNN
 net = ImpalaCNN(widths=(4, 8, 8))
 policy = NetPolicy(net, net.init(jax.random.PRNGKey(0), np.zeros((1, 64, 64, 3), np.uint8)))

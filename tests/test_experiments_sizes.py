@@ -5,10 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from experiments.rollouts import generate_mazes, level_seeds
 from experiments.sizes import resolve_max_size, training_max_size
 from experiments.study import bundled_checkpoint
 from mazeagent.env.levelgen import INT32_MAX, maze_sizes
+from mazeagent.env.mazes import generate_mazes, level_seeds
 
 
 def test_size_ranges_filter_and_the_unfiltered_seeds_are_unchanged():

@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments.rollouts import generate_mazes
+from mazeagent.env.mazes import generate_mazes, observations
 from mazeagent.maze.level import world_to_activation
 from mazeagent.nets import ImpalaCNN, run_with_cache
 from probes import channels as CH
@@ -69,7 +69,7 @@ def test_conv_probe_and_cheese_position_probe_on_a_planted_map():
 
 def test_identity_and_zero_coefficient_change_nothing(net_params, mazes):
     net, params = net_params
-    obs = D.observations(mazes, np.arange(len(mazes)))
+    obs = observations(mazes, np.arange(len(mazes)))
     logits, value = net.apply(params, obs)
     shape = I.layer_shape(net, LAYER)
     for hooks in ({LAYER: I.Identity()}, {LAYER: I.AddVector(np.ones(shape), 0.0)},
@@ -81,7 +81,7 @@ def test_identity_and_zero_coefficient_change_nothing(net_params, mazes):
 
 def test_clamp_sets_exactly_the_intended_entries(net_params, mazes):
     net, params = net_params
-    obs = D.observations(mazes, np.arange(3))
+    obs = observations(mazes, np.arange(3))
     _, base = run_with_cache(net, params, obs, [LAYER])
     base = np.asarray(base[LAYER])
     shape = base.shape[1:]
@@ -100,7 +100,7 @@ def test_clamp_sets_exactly_the_intended_entries(net_params, mazes):
 
 def test_ablations_multiply_budget_and_composition(net_params, mazes):
     net, params = net_params
-    obs = D.observations(mazes, np.arange(4))
+    obs = observations(mazes, np.arange(4))
     _, base = run_with_cache(net, params, obs, [LAYER])
     x = np.asarray(base[LAYER])
     shape = x.shape[1:]
@@ -210,7 +210,7 @@ def test_per_maze_policy_applies_each_mazes_own_patch(net_params, mazes):
     sq = mazes.mouse[idx]
     got, _ = evaluate(pol, mazes, idx, sq, np.zeros(4, bool), jax.random.PRNGKey(0))
     for k, i in enumerate(idx):
-        want = I.HookedPolicy(net, params, {LAYER: I.AddVector(vecs[i], 3.0)})(D.observations(mazes, [i]), None)
+        want = I.HookedPolicy(net, params, {LAYER: I.AddVector(vecs[i], 3.0)})(observations(mazes, [i]), None)
         np.testing.assert_allclose(got[k], np.asarray(want)[0], atol=1e-5)
     plain, _ = evaluate(I.HookedPolicy(net, params, {}), mazes, idx, sq, np.zeros(4, bool), jax.random.PRNGKey(0))
     assert np.abs(got - plain).max() > 1e-3  # the patch does something
@@ -219,7 +219,7 @@ def test_per_maze_policy_applies_each_mazes_own_patch(net_params, mazes):
 
 
 def test_duplicate_mazes_are_split_into_distinct_groups(mazes):
-    dup = D.take(mazes, np.array([0, 1, 0, 2, 0]))
+    dup = mazes.take(np.array([0, 1, 0, 2, 0]))
     assert [g.tolist() for g in I.distinct_groups(dup)] == [[0, 1, 3], [2], [4]]
     with pytest.raises(ValueError, match="distinct mazes"):
         I.per_maze_policy(None, None, dup, {})

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 
 from experiments.report import Report
-from experiments.rollouts import generate_mazes
+from mazeagent.env.mazes import generate_mazes, observations
 from mazeagent.maze.geometry import next_step_towards, shortest_paths
+from mazeagent.maze.level import world_to_activation
 from mazeagent.nets import ImpalaCNN
 from probes import exp_paths as P
 from probes import interventions as I
 from probes import vfield as V
 from probes.common import ProbeStudy, ProbeStudyConfig
-from probes.dataset import activation_cell, observations, without_cheese
 
 LAYER = "embedder.block2.res1.resadd_out"
 
@@ -28,7 +28,7 @@ def study(tmp_path_factory):
 
 
 def test_path_probability_is_the_geometric_mean_along_the_shortest_path(study):
-    mz = without_cheese(study.mazes(3, 1))
+    mz = study.mazes(3, 1).without_cheese()
     targets = np.stack([np.argwhere(~mz.batch.walls[i])[-1] for i in range(3)]).astype(np.int32)
     got = P.path_probability(study, mz, targets)
     paths, lengths = shortest_paths(mz.batch.walls, mz.mouse, targets)
@@ -45,7 +45,7 @@ def test_cell_clamp_matches_the_plain_clamp(study):
     mz = generate_mazes(2, seed=4)
     obs = observations(mz, np.array([0, 1]))
     shape = study.shape
-    cells = activation_cell(mz.cheese, shape[0])
+    cells = world_to_activation(mz.cheese, shape[0])
     chans = np.zeros((2, shape[-1]), bool)
     chans[:, [1, 5]] = True
     per_row = I.hooked_apply(study.net, study.params, obs, {LAYER: I.ClampCell(chans, cells, np.full(2, 3.0))})[0]

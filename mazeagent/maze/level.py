@@ -76,11 +76,17 @@ def pixel_to_world(px_row: int, px_col: int) -> Square:
     return (WORLD - 1 - img_row, col)
 
 
-def world_to_activation(sq: Square, size: int) -> Square:
-    """Activation cell (image order) of an ``size x size`` map that a world square's centre falls in."""
-    row, col = sq
-    img_row = WORLD - 1 - row
-    return (int(np.floor((img_row + 0.5) * size / WORLD)), int(np.floor((col + 0.5) * size / WORLD)))
+def world_to_activation(sq: Square | np.ndarray, size: int) -> Square | np.ndarray:
+    """Activation cell (image order) of an ``size x size`` map that a world square's centre falls in.
+
+    One square gives a ``(row, col)`` tuple; an ``(N, 2)`` array of squares gives an ``(N, 2)`` int32 array, so
+    datasets label many squares at once. An absent coordinate (-1, as a missing cheese) stays -1.
+    """
+    a = np.asarray(sq)
+    img_row = WORLD - 1 - a[..., 0]
+    cells = np.stack([np.floor((img_row + 0.5) * size / WORLD), np.floor((a[..., 1] + 0.5) * size / WORLD)], -1)
+    cells = np.where(a >= 0, cells, -1).astype(np.int32)
+    return (int(cells[0]), int(cells[1])) if a.ndim == 1 else cells
 
 
 @dataclass(frozen=True)
