@@ -77,7 +77,8 @@ def _bench(args: argparse.Namespace) -> int:
     import jax
     import numpy as np
 
-    from experiments.rollouts import NetPolicy, RolloutConfig, rollout
+    from experiments.policies import NetPolicy
+    from experiments.rollouts import RolloutConfig, rollout
     from mazeagent.env.mazes import generate_mazes
     from mazeagent.nets import ImpalaCNN
 
@@ -112,7 +113,7 @@ def _common(p: argparse.ArgumentParser, mazes: int | None) -> None:
 
 
 def _study(args: argparse.Namespace) -> int:
-    from experiments.rollouts import NetPolicy
+    from experiments.policies import NetPolicy
     from experiments.sizes import resolve_max_size
     from experiments.study import StudyConfig, run_study
 

@@ -18,6 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 from experiments import stats, verdicts
+from experiments.policies import Policy, ValuePolicy
 from experiments.report import Report, Section
 from experiments.rollouts import evaluate, grouped_probs
 from mazeagent.maze.batch import Mazes
@@ -30,7 +31,7 @@ QUERY_MAZES = 256  # mazes rendered per policy query (bounds the static frames h
 Query = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
-def net_query(policy: Any, mazes: Mazes, key: Any) -> Query:
+def net_query(policy: ValuePolicy, mazes: Mazes, key: Any) -> Query:
     """The network's logits and value head, evaluated a few hundred mazes at a time."""
     def query(m_idx: np.ndarray, squares: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         logits, values = np.zeros((len(m_idx), 15), np.float32), np.zeros(len(m_idx), np.float32)
@@ -85,13 +86,13 @@ def all_squares(mazes: Mazes, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(m_idx), np.concatenate(squares)
 
 
-def section(policy: Any, mazes: Mazes, idx: np.ndarray, rep: Report, key: Any, query: Query | None = None,
+def section(policy: Policy, mazes: Mazes, idx: np.ndarray, rep: Report, key: Any, query: Query | None = None,
             n_boot: int = 1000, seed: int = 0) -> Section:
     """U1 at every decision square of ``mazes``; U2/U3 at every square of the sample ``idx``. ``query`` replaces
     the network (a test's fake agent)."""
     sec = Section("conformity", "U1–U3 — conformity with the update rule")
     if query is None:
-        if not hasattr(policy, "logits_value"):
+        if not isinstance(policy, ValuePolicy):
             sec.text("Needs a network policy with a value head; skipped.")
             return sec
         query = net_query(policy, mazes, key)

@@ -10,12 +10,13 @@ from __future__ import annotations
 import numpy as np
 
 from experiments import published, stats
+from experiments.policies import Policy
 from experiments.report import Report, Section, fmt, pyplot
 from experiments.rollouts import evaluate, grouped_probs
 from mazeagent.maze.batch import Mazes
 
 
-def probs_at_decision(policy, mazes: Mazes, idx: np.ndarray, key) -> dict[str, np.ndarray]:
+def probs_at_decision(policy: Policy, mazes: Mazes, idx: np.ndarray, key) -> dict[str, np.ndarray]:
     """Per maze in ``idx`` (each must have a decision square): grouped probabilities and the three classes."""
     from mazeagent.maze.geometry import next_step_towards
     from mazeagent.maze.level import LevelBatch

@@ -11,14 +11,13 @@ Sampling draws the move group (left/down/up/right/stay) from the 15→5 grouped 
 have identical dynamics, so this is the 15-way categorical in distribution. ``greedy=True`` takes the argmax of the
 15 logits. Horizons 256 and 500 come from one 500-step rollout (procgen's timeout).
 
-Policy contract: ``policy(obs (B,64,64,3) uint8, key) -> (B,15) logits``, deterministic in ``obs`` (see
-:class:`StatePolicy` for scripted policies that read the level state instead of pixels).
+Policies follow :class:`experiments.policies.Policy`: ``policy(states, key) -> (B, 15) logits``, deterministic in
+the state (maze, square, facing), which is what makes the distinct-state cache exact.
 """
 from __future__ import annotations
 
 import functools
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,119 +27,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from experiments.policies import NOOP, Policy, States, ValuePolicy
 from mazeagent.env.mazes import renderers, static_frames
 from mazeagent.maze.batch import Mazes
-from mazeagent.maze.level import SPACE, TIMEOUT, WALL, WORLD, LevelBatch
-from mazeagent.nets import ACTION_GROUPS, ACTION_TO_GROUP, GROUP_NAMES, group_probs
+from mazeagent.maze.level import SPACE, TIMEOUT, WALL, WORLD
+from mazeagent.nets import ACTION_TO_GROUP, group_probs
 
 HORIZONS = (256, 500)
-NOOP = GROUP_NAMES.index("noop")
 GROUP_ACTION = np.array([1, 3, 5, 7, 4], np.int32)  # a procgen action in each group (left, down, up, right, noop)
 EVAL_BATCH = 256  # policy batch: on CPU as efficient per frame as 1024, and it caps the padding waste
 MOVE_CHARS = "LDURN"  # per group, for the tidy table's ``actions`` string
-PolicyFn = Callable[[jax.Array, jax.Array], jax.Array]
-
-
-# ----------------------------------------------------------------------------------------------------- policies
-
-def group_logits(weights: dict[str, float]) -> np.ndarray:
-    """(15,) logits giving move groups the given relative weights (spread evenly over each group's actions)."""
-    logits = np.full(15, -1e9, np.float32)
-    for name, w in weights.items():
-        if name not in ACTION_GROUPS:
-            raise ValueError(f"unknown move group {name!r}; choose from {GROUP_NAMES}")
-        if w < 0:
-            raise ValueError(f"group weights must be >= 0, got {name}={w}")
-        if w > 0:
-            logits[list(ACTION_GROUPS[name])] = math.log(w / len(ACTION_GROUPS[name]))
-    if (logits <= -1e9).all():
-        raise ValueError("a scripted policy needs at least one group with positive weight")
-    return logits
-
-
-def constant_policy(weights: dict[str, float]) -> PolicyFn:
-    """Ignores the frame: one group distribution everywhere (``{"up": 1, "right": 1}`` = always up-or-right)."""
-    logits = jnp.asarray(group_logits(weights))
-    return lambda obs, key: jnp.broadcast_to(logits, (obs.shape[0], 15))
-
-
-def uniform_policy() -> PolicyFn:
-    """Uniform over the 15 procgen actions: left 3/15, down 1/15, up 1/15, right 3/15, stay 7/15."""
-    return lambda obs, key: jnp.zeros((obs.shape[0], 15), jnp.float32)
-
-
-@dataclass(frozen=True)
-class StatePolicy:
-    """Scripted policy over true state: ``fn(batch: LevelBatch, reflected (B,), key) -> (B, 15) logits``, where
-    ``batch.mouse`` holds the squares to act from (world coordinates)."""
-
-    fn: Callable[[LevelBatch, np.ndarray, jax.Array], np.ndarray]
-
-
-def oracle_policy(target: str = "cheese") -> StatePolicy:
-    """Takes the first move of the shortest path to the cheese (or the ``"top_right"`` square); stays there."""
-    from mazeagent.maze.geometry import next_step_towards, top_right_square
-
-    if target not in ("cheese", "top_right"):
-        raise ValueError(f"oracle target must be 'cheese' or 'top_right', got {target!r}")
-    table = np.stack([group_logits({g: 1.0}) for g in GROUP_NAMES])  # geometry MOVES = the first four groups
-
-    def fn(batch: LevelBatch, reflected: np.ndarray, key: jax.Array) -> np.ndarray:
-        goal = batch.cheese if target == "cheese" else top_right_square(batch)
-        moves = next_step_towards(batch, goal)
-        m = moves[np.arange(len(batch)), batch.mouse[:, 0], batch.mouse[:, 1]]
-        return table[np.where(m >= 0, m, NOOP)]
-
-    return StatePolicy(fn)
-
-
-def host_mesh() -> Any:
-    """A 1-d mesh over several CPU devices, or None (one device, or accelerators: they need no help)."""
-    devices = jax.devices()
-    if len(devices) < 2 or devices[0].platform != "cpu":
-        return None
-    from jax.sharding import Mesh
-
-    return Mesh(np.array(devices), ("batch",))
-
-
-@dataclass(frozen=True)
-class NetPolicy:
-    """A network as a policy; :meth:`logits_value` also gives the value head (update-rule conformity)."""
-
-    net: Any
-    params: Any
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_apply", jax.jit(self.net.apply))
-        object.__setattr__(self, "_mesh", host_mesh())
-        object.__setattr__(self, "_replicated", None)
-
-    def _inputs(self, obs: jax.Array) -> tuple[Any, jax.Array]:
-        """Spread the batch over the host devices when there are several (``mazeagent study`` asks XLA for two) and
-        it divides evenly. Per-frame results equal one device's to float rounding (XLA may block a conv differently
-        for a smaller batch); for the scale-1 net on our CPU they are bitwise equal."""
-        if self._mesh is None or obs.shape[0] % self._mesh.size:
-            return self.params, obs
-        from jax.sharding import NamedSharding, PartitionSpec
-
-        if self._replicated is None:  # replicate once, not on every call
-            object.__setattr__(self, "_replicated",
-                               jax.device_put(self.params, NamedSharding(self._mesh, PartitionSpec())))
-        return self._replicated, jax.device_put(obs, NamedSharding(self._mesh, PartitionSpec("batch")))
-
-    def __call__(self, obs: jax.Array, key: jax.Array) -> jax.Array:
-        return self._apply(*self._inputs(obs))[0]
-
-    def logits_value(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
-        return self._apply(*self._inputs(obs))
-
-    @classmethod
-    def load(cls, checkpoint: str | Path) -> "NetPolicy":
-        from mazeagent.ppo.checkpoint import load_policy
-
-        net, params, _ = load_policy(checkpoint)
-        return cls(net, params)
 
 
 # ------------------------------------------------------------------------------------------ policy evaluation
@@ -149,38 +45,35 @@ def _bucket(n: int, cap: int) -> int:
     return min(cap, max(16, 1 << (max(n, 1) - 1).bit_length()))
 
 
-def evaluate(policy: Any, mazes: Mazes, idx: np.ndarray, squares: np.ndarray, reflected: np.ndarray,
-             key: jax.Array, with_value: bool = False, frames: jax.Array | None = None,
+def evaluate(policy: Policy, mazes: Mazes, idx: np.ndarray, squares: np.ndarray, reflected: np.ndarray,
+             key: jax.Array, with_value: bool = False, frames: Callable[[], jax.Array] | None = None,
              frame_rows: np.ndarray | None = None, max_batch: int = EVAL_BATCH) -> tuple[np.ndarray, np.ndarray | None]:
-    """Policy logits (and values, for a :class:`NetPolicy`) with the mouse of maze ``idx[i]`` at world
-    ``squares[i]`` facing ``reflected[i]``. Pre-rendered static frames can be passed as ``frames`` with
-    ``frame_rows[i]`` = the row of query i's maze in them."""
+    """Policy logits (and values, for a :class:`~experiments.policies.ValuePolicy`) with the mouse of maze
+    ``idx[i]`` at world ``squares[i]`` facing ``reflected[i]``. The policy sees batches of at most ``max_batch``
+    states padded to a few sizes (so a network compiles few shapes). ``frames()`` may give pre-rendered static
+    frames, ``frame_rows[i]`` = the row of query i's maze in them; they are rendered only if the policy looks."""
     idx, squares = np.asarray(idx), np.asarray(squares, np.int32)
     reflected = np.asarray(reflected, bool)
-    if isinstance(policy, StatePolicy):
-        b = mazes.batch
-        sub = LevelBatch(walls=b.walls[idx], size=b.size[idx], mouse=squares, cheese=b.cheese[idx])
-        return np.asarray(policy.fn(sub, reflected, key), np.float32), None
-    if with_value and not hasattr(policy, "logits_value"):
+    if with_value and not isinstance(policy, ValuePolicy):
         raise ValueError("values need a network policy (NetPolicy); scripted policies have no value head")
     _, compose = renderers()
     if frames is None:
         uniq, frame_rows = np.unique(idx, return_inverse=True)
-        frames = static_frames(mazes, uniq)
+        frames = functools.cache(lambda: static_frames(mazes, uniq))
     pos = np.asarray(frame_rows).reshape(-1)
     logits, values = [], []
     for s in range(0, len(idx), max_batch):
-        part = slice(s, s + max_batch)
-        k = len(pos[part])
+        k = len(idx[s:s + max_batch])
         pad = _bucket(k, max_batch) - k
-        p = np.pad(pos[part], (0, pad))
-        obs = compose(frames[p], jnp.asarray(np.pad(squares[part], ((0, pad), (0, 0)))),
-                      jnp.asarray(np.pad(reflected[part], (0, pad))))
+        p, m, sq, rf = (np.pad(a[s:s + max_batch], [(0, pad)] + [(0, 0)] * (a.ndim - 1))
+                        for a in (pos, idx, squares, reflected))
+        states = States(mazes, m, sq, rf,
+                        lambda p=p, sq=sq, rf=rf: compose(frames()[p], jnp.asarray(sq), jnp.asarray(rf)))
         if with_value:
-            lg, v = policy.logits_value(obs)
+            lg, v = policy.logits_value(states)
             values.append(np.asarray(v)[:k])
         else:
-            lg = policy(obs, key)
+            lg = policy(states, key)
         logits.append(np.asarray(lg, np.float32)[:k])
     return np.concatenate(logits), (np.concatenate(values) if with_value else None)
 
@@ -289,7 +182,7 @@ class Rollouts:
         return paths
 
 
-def _chunk(policy, mazes: Mazes, idx: np.ndarray, cfg: RolloutConfig, key: jax.Array, counters: dict,
+def _chunk(policy: Policy, mazes: Mazes, idx: np.ndarray, cfg: RolloutConfig, key: jax.Array, counters: dict,
            on_finished: Callable[[int], Any] = lambda n: None) -> dict:
     """Play the mazes ``idx``; the batch is padded (with finished dummy episodes) to few distinct sizes so the
     jitted loop compiles once per size."""
@@ -302,7 +195,7 @@ def _chunk(policy, mazes: Mazes, idx: np.ndarray, cfg: RolloutConfig, key: jax.A
     walls = jnp.asarray(host_walls)
     region = jnp.asarray(g.region[idx])
     keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(jnp.asarray(idx))
-    frames = None if isinstance(policy, StatePolicy) else static_frames(mazes, idx)
+    frames = functools.cache(lambda: static_frames(mazes, idx))  # rendered only for policies that read frames
     logp, best, known_dev = jnp.zeros((M, S, 5), jnp.float32), jnp.zeros((M, S), jnp.int32), jnp.zeros((M, S), bool)
     known = np.zeros((M, S), bool)  # host copy, to pick which states to evaluate
     start = mazes.mouse[idx].astype(np.int32)
@@ -374,7 +267,7 @@ def shard_indices(n: int, shard: int, shards: int) -> np.ndarray:
     return np.array_split(np.arange(n), shards)[shard]
 
 
-def rollout(policy: Any, mazes: Mazes, cfg: RolloutConfig = RolloutConfig(), progress: bool = True,
+def rollout(policy: Policy, mazes: Mazes, cfg: RolloutConfig = RolloutConfig(), progress: bool = True,
             indices: np.ndarray | None = None) -> Rollouts:
     """Play one episode per maze from its start and return the tidy per-episode table; ``indices`` plays only
     those mazes (e.g. :func:`shard_indices`), with exactly the episodes they have in the full rollout."""

@@ -250,7 +250,7 @@ def bundled_checkpoint() -> Path | None:
 def demo_policy(out_dir: Path, seed: int, train: bool = False, progress: bool = True) -> tuple[Any, str]:
     """The bundled agent; without one, a tiny agent trained here (``train=True``, cached in ``out_dir/agent``;
     slow on a busy CPU) or an untrained scale-1 network, so the demo always runs. The report says which."""
-    from experiments.rollouts import NetPolicy
+    from experiments.policies import NetPolicy
 
     ckpt = bundled_checkpoint()
     if ckpt is not None:

@@ -18,6 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 from experiments import verdicts as V
+from experiments.policies import Policy
 from experiments.report import Report
 from experiments.rollouts import TIMEOUT, RolloutConfig, rollout
 from experiments.stats import bootstrap_ci, proportion
@@ -96,23 +97,15 @@ class ProbeStudy:
         """Cheese channels edited and random channels drawn as their control, sized from this layer."""
         return channel_count(self.shape[-1], self.cfg.top_channels)
 
-    def policy(self, hooks: dict | None = None) -> I.HookedPolicy:
-        return I.HookedPolicy(self.net, self.params, dict(hooks or {}))
+    def policy(self, hooks: dict | None = None, per_maze: bool = False) -> I.HookedPolicy:
+        """The network with ``hooks``; ``per_maze``: every hook leaf has a row per maze of the mazes played."""
+        return I.HookedPolicy(self.net, self.params, dict(hooks or {}), per_maze)
 
-    def play(self, policy: Any, mazes: Mazes, seed_offset: int = 0) -> Any:
-        """One episode per maze: first-hit times ``t_cheese`` / ``t_top_right`` (-1 = never), in maze order.
-        ``policy`` is a rollout policy or a :class:`probes.interventions.PerMaze` patch."""
-        import pandas as pd
-
+    def play(self, policy: Policy, mazes: Mazes, seed_offset: int = 0) -> Any:
+        """One episode per maze (the tidy table, in maze order): first-hit times ``t_cheese`` / ``t_top_right``
+        (-1 = never) and the rest."""
         cfg = RolloutConfig(horizon=self.cfg.horizon, chunk=self.cfg.chunk, seed=self.cfg.seed + seed_offset)
-        if not isinstance(policy, I.PerMaze):
-            return rollout(policy, mazes, cfg, progress=self.cfg.progress).episodes
-        out = {k: np.full(len(mazes), -1, np.int64) for k in ("t_cheese", "t_top_right")}
-        for idx, sub, pol in I.split_per_maze(self.net, self.params, mazes, policy):
-            df = rollout(pol, sub, cfg, progress=self.cfg.progress).episodes
-            for k in out:
-                out[k][idx] = df[k].to_numpy()
-        return pd.DataFrame(out)
+        return rollout(policy, mazes, cfg, progress=self.cfg.progress).episodes
 
     def mazes(self, n: int, offset: int, keep: Callable[[Mazes], np.ndarray] | None = None) -> Mazes:
         """``n`` mazes in the study's size range (those passing ``keep``, a function of a maze batch returning the

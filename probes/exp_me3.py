@@ -39,7 +39,7 @@ def influences(st: ProbeStudy, mazes: Mazes, key: Any) -> dict[str, np.ndarray]:
     """Per maze (each with a decision square): P(cheese move), the cheese's influence on it (with − without the
     cheese), the top-right influence without the cheese (P(top-right move) − P(cheese move)), and whether the
     cheese is in the top-right region."""
-    d = S.decision_probs(st.net, st.params, mazes, None, key)
+    d = S.decision_probs(st.policy(), mazes, key)
     idx = np.arange(len(mazes))
     ds = mazes.geometry.decision_square
     logits, _ = evaluate(st.policy(), mazes.without_cheese(), idx, ds, np.zeros(len(mazes), bool), key)
@@ -117,8 +117,8 @@ def _steering_evidence(st: ProbeStudy, sec: Section, mz: Mazes, key: Any) -> Non
     cfg, res = st.cfg, sec.results
     cv = S.cheese_vectors(st.net, st.params, mz, cfg.layer)
     tv = S.top_right_vectors(st.net, st.params, mz, cfg.layer)
-    pm = lambda hooks: I.PerMaze(hooks)  # noqa: E731
-    conds = {"original": None, "cheese vector −1": pm(S.steer(cfg.layer, cv, -1.0)),
+    pm = lambda hooks: st.policy(hooks, per_maze=True)  # noqa: E731
+    conds = {"original": st.policy(), "cheese vector −1": pm(S.steer(cfg.layer, cv, -1.0)),
              "top-right vector +1": pm(S.steer(cfg.layer, tv, 1.0)),
              "top-right vector +2": pm(S.steer(cfg.layer, tv, 2.0)),
              "composition (cheese −1, top-right +1)": pm(S.steer(cfg.layer, cv - tv, -1.0)),
@@ -128,7 +128,7 @@ def _steering_evidence(st: ProbeStudy, sec: Section, mz: Mazes, key: Any) -> Non
     rows, raw = [], {}
     res["steering"] = {}
     for name, pol in conds.items():
-        d = raw[name] = S.decision_probs(st.net, st.params, mz, pol, key)
+        d = raw[name] = S.decision_probs(pol, mz, key)
         r = {k: float(np.mean(d[f"p_{k}"])) for k in ("cheese", "top_right", "other")}
         r["cheese_ci"] = bootstrap_ci(d["p_cheese"], n_boot=300, seed=cfg.seed)
         res["steering"][name] = r

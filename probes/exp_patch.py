@@ -70,9 +70,11 @@ def _patches(st: ProbeStudy, mz: Mazes, choose: np.ndarray) -> list[tuple[str, s
     rand = np.stack([I.random_like(v, cfg.seed + k) for k, v in enumerate(vecs)])
     out: list[tuple[str, str, Any]] = []
     for c in cfg.coeffs:
-        out.append((f"per-maze cheese vector × {c:+g}", "patch", I.PerMaze(S.steer(cfg.layer, vecs, c))))
+        out.append((f"per-maze cheese vector × {c:+g}", "patch",
+                    st.policy(S.steer(cfg.layer, vecs, c), per_maze=True)))
         out.append((f"mean cheese vector × {c:+g}", "patch", st.policy(S.steer(cfg.layer, mean_vec, c))))
-        out.append((f"random vector (per-maze norm) × {c:+g}", "control", I.PerMaze(S.steer(cfg.layer, rand, c))))
+        out.append((f"random vector (per-maze norm) × {c:+g}", "control",
+                    st.policy(S.steer(cfg.layer, rand, c), per_maze=True)))
     n = len(chans)
     out.append((f"zero-ablate top-{n} cheese channels", "patch", st.policy({cfg.layer: I.zero_ablation(chans, shape)})))
     out.append((f"mean-ablate top-{n} cheese channels", "patch", st.policy({cfg.layer: I.mean_ablation(chans, ref)})))
@@ -167,13 +169,13 @@ def cheese_vector(st: ProbeStudy) -> Section:
     mz, source = _cv_mazes(st)
     vecs = S.cheese_vectors(st.net, st.params, mz, cfg.layer)
     mean_vec = vecs.mean(0)
-    conds: dict[str, Any] = {"original": None}
+    conds: dict[str, Any] = {"original": st.policy()}
     for c in cfg.coeffs:
-        conds[f"per-maze cheese vector × {c:+g}"] = I.PerMaze(S.steer(cfg.layer, vecs, c))
-        conds[f"mean cheese vector × {c:+g}"] = S.steer(cfg.layer, mean_vec, c)
-        conds[f"random vector × {c:+g}"] = S.steer(cfg.layer, I.random_like(mean_vec, cfg.seed), c)
+        conds[f"per-maze cheese vector × {c:+g}"] = st.policy(S.steer(cfg.layer, vecs, c), per_maze=True)
+        conds[f"mean cheese vector × {c:+g}"] = st.policy(S.steer(cfg.layer, mean_vec, c))
+        conds[f"random vector × {c:+g}"] = st.policy(S.steer(cfg.layer, I.random_like(mean_vec, cfg.seed), c))
     key = jax.random.PRNGKey(cfg.seed)
-    raw = {name: S.decision_probs(st.net, st.params, mz, cond, key) for name, cond in conds.items()}
+    raw = {name: S.decision_probs(pol, mz, key) for name, pol in conds.items()}
     p0 = raw["original"]["p_cheese"]
     res: dict = {"source": source, "n_mazes": len(mz), "level_seeds": mz.seed.tolist(), "layer": cfg.layer,
                  "conditions": {}}

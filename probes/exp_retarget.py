@@ -68,8 +68,8 @@ def success(st: ProbeStudy, name: str, order: np.ndarray | None, n_entries: int,
         else:
             cells = world_to_activation(targets[:, t], st.shape[0])
             masks = np.stack([I.budget_mask(order, tuple(c), n_entries, st.shape) for c in cells])
-            pol = I.PerMaze({st.cfg.layer: I.SetMasked(masks, np.full((len(mz), 1, 1, 1), st.cfg.retarget_value,
-                                                                      np.float32))})
+            pol = st.policy({st.cfg.layer: I.SetMasked(masks, np.full((len(mz), 1, 1, 1), st.cfg.retarget_value,
+                                                                       np.float32))}, per_maze=True)
         for e in range(k):  # the same sampling seeds for every condition: paired comparisons
             out[:, t, e] = got(st.play(pol, m, seed_offset=1000 * t + e), "cheese", st.cfg.horizon)
     s["runs"][name] = out

@@ -5,7 +5,7 @@ Every intervention is a ``flax.struct`` dataclass with ``__call__(x) -> x`` on a
 *argument* of the jitted forward pass (:func:`hooked_apply`): a new steering vector, channel subset or clamp target
 reuses the compiled function instead of recompiling, which is what makes sweeps over coefficients, mazes and targets
 cheap. Parameters may carry a leading batch axis aligned with the observations (one vector / mask per example), so
-per-maze patches evaluate in one call.
+per-maze patches (:class:`HookedPolicy` with ``per_maze``) evaluate in one call.
 
 Channel indices are the published ones (NCHW channel ``c`` is NHWC ``[..., c]``, see :mod:`mazeagent.nets.hooks`).
 """
@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from mazeagent.maze.batch import Mazes
+from experiments.policies import States
 from mazeagent.nets.hooks import check_names, hook_shapes, run_with_hooks
 
 
@@ -255,77 +255,31 @@ def padded_apply(net: Any, params: Any, obs: jax.Array, hooks: Mapping[str, Any]
 
 @struct.dataclass
 class HookedPolicy:
-    """A network with fixed interventions as a rollout policy (``policy(obs, key) -> logits``)."""
+    """A network with fixed interventions as a policy (:class:`experiments.policies.Policy`). With ``per_maze``,
+    every leaf of ``hooks`` has a leading axis over the mazes played and each state gets its own maze's row (a
+    per-maze cheese vector, a clamp at each maze's target); the hooks stay an argument of one compiled function."""
 
     net: Any = struct.field(pytree_node=False)
     params: Any
     hooks: dict
+    per_maze: bool = struct.field(pytree_node=False, default=False)
 
-    def __call__(self, obs: jax.Array, key: jax.Array) -> np.ndarray:
-        return padded_apply(self.net, self.params, obs, self.hooks)[0]
+    def _hooks(self, states: States) -> dict:
+        """The hooks, or with ``per_maze`` each state's own maze's rows of them."""
+        if not self.per_maze:
+            return self.hooks
+        leaves = jax.tree.leaves(self.hooks)
+        lead = {np.shape(leaf)[:1] for leaf in leaves}
+        if len(lead) > 1 or () in lead:
+            raise ValueError("every leaf of per-maze hooks needs a leading axis of the number of mazes, got shapes "
+                             f"{[np.shape(leaf) for leaf in leaves]}")
+        if lead and states.maze.max() >= lead.pop()[0]:
+            raise ValueError(f"per-maze hooks have {np.shape(leaves[0])[0]} rows, but maze "
+                             f"{int(states.maze.max())} was queried")
+        return jax.tree.map(lambda a: a[states.maze], self.hooks)  # gathers only the queried rows
 
-    def logits_value(self, obs: jax.Array) -> tuple[np.ndarray, np.ndarray]:
-        return padded_apply(self.net, self.params, obs, self.hooks)
+    def __call__(self, states: States, key: jax.Array) -> np.ndarray:
+        return padded_apply(self.net, self.params, states.obs, self._hooks(states), per_row=self.per_maze)[0]
 
-
-@struct.dataclass
-class PerMaze:
-    """Interventions that differ per maze: every leaf of ``hooks`` has a leading axis of the number of mazes.
-    Run them with :func:`split_per_maze` (rollouts, decision-square probabilities)."""
-
-    hooks: dict
-
-
-def distinct_groups(mazes: Mazes) -> list[np.ndarray]:
-    """Index groups inside which no two mazes share walls and cheese (mazes :func:`per_maze_policy` can tell
-    apart); small mazes repeat across seeds, and equal mazes may differ in background."""
-    walls, cheese = mazes.batch.walls, mazes.batch.cheese
-    seen: dict[bytes, int] = {}
-    copy = np.zeros(len(mazes), np.int64)
-    for i in range(len(mazes)):
-        key = walls[i].tobytes() + cheese[i].tobytes()
-        copy[i] = seen.get(key, 0)
-        seen[key] = copy[i] + 1
-    return [np.nonzero(copy == c)[0] for c in range(int(copy.max(initial=-1)) + 1)]
-
-
-def split_per_maze(net: Any, params: Any, mazes: Mazes, cond: PerMaze) -> list[tuple[np.ndarray, Mazes, Any]]:
-    """``(indices, their mazes, a per-maze policy)`` for each group of :func:`distinct_groups`."""
-    out = []
-    for idx in distinct_groups(mazes):
-        hooks = jax.tree.map(lambda a, i=idx: np.asarray(a)[i], dict(cond.hooks))
-        sub = mazes.take(idx)
-        out.append((idx, sub, per_maze_policy(net, params, sub, hooks)))
-    return out
-
-
-def per_maze_policy(net: Any, params: Any, mazes: Mazes, hooks_by_maze: Mapping[str, Any]) -> Any:
-    """A rollout policy whose interventions differ per maze (a per-maze cheese vector, a clamp at each maze's
-    target). Every leaf of ``hooks_by_maze`` has a leading axis of ``len(mazes)``.
-
-    The rollout engine hands policies only frames or level state, not maze indices, so this is a
-    :class:`experiments.rollouts.StatePolicy` that recognises its maze from (walls, cheese) and renders the frame
-    itself; mazes must therefore be distinct.
-    """
-    from experiments.rollouts import StatePolicy
-    from mazeagent.env.mazes import observations, pad_pow2
-
-    walls, cheese = mazes.batch.walls, mazes.batch.cheese
-    index = {walls[i].tobytes() + cheese[i].tobytes(): i for i in range(len(mazes))}
-    if len(index) != len(mazes):
-        raise ValueError("per-maze interventions need distinct mazes (two mazes share walls and cheese); "
-                         "run duplicates in separate rollouts")
-    for leaf in jax.tree.leaves(hooks_by_maze):
-        if np.shape(leaf)[:1] != (len(mazes),):
-            raise ValueError(f"every leaf of hooks_by_maze needs a leading axis of {len(mazes)} mazes, "
-                             f"got shape {np.shape(leaf)}")
-    hooks_by_maze = jax.tree.map(jnp.asarray, dict(hooks_by_maze))  # on the device once, gathered per call
-
-    def fn(batch: Any, reflected: np.ndarray, key: jax.Array) -> np.ndarray:
-        rows = np.array([index[batch.walls[j].tobytes() + batch.cheese[j].tobytes()] for j in range(len(batch))])
-        k = len(rows)
-        rows, mouse, refl = (pad_pow2(a, 64) for a in (rows, batch.mouse, reflected))  # few compiled shapes
-        hooks = jax.tree.map(lambda a: a[rows], hooks_by_maze)
-        return np.asarray(hooked_apply(net, params, observations(mazes, rows, mouse, refl), hooks)[0])[:k]
-
-    return StatePolicy(fn)
+    def logits_value(self, states: States) -> tuple[np.ndarray, np.ndarray]:
+        return padded_apply(self.net, self.params, states.obs, self._hooks(states), per_row=self.per_maze)

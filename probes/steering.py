@@ -8,7 +8,8 @@ with a coefficient.
   added with coefficient +1.
 
 Effects are read at the decision square (:func:`decision_probs`, over
-:func:`experiments.decision.probs_at_decision`), for one patch for all mazes or each maze its own vector.
+:func:`experiments.decision.probs_at_decision`), for one patch for all mazes or each maze its own vector (a
+``per_maze`` :class:`probes.interventions.HookedPolicy`).
 """
 from __future__ import annotations
 
@@ -17,11 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from experiments.policies import Policy
 from mazeagent.env.mazes import observations
 from mazeagent.maze.batch import Mazes
 from mazeagent.maze.level import SPACE, WORLD
 from probes.dataset import capture
-from probes.interventions import AddVector
+from probes.interventions import AddVector, HookedPolicy
 
 
 def corridor_to_corner(mazes: Mazes) -> Mazes:
@@ -67,33 +69,23 @@ def decision_square_mazes(mazes: Mazes) -> np.ndarray:
     return np.nonzero((f["has_decision_square"] == 1) & (f["cheese_in_top_right_region"] == 0))[0]
 
 
-def decision_probs(net: Any, params: Any, mazes: Mazes, cond: Any = None, key: Any = None) -> dict[str, np.ndarray]:
-    """:func:`experiments.decision.probs_at_decision` for every maze (each needs a decision square) under ``cond``:
-    None (the plain network), a hooks dict, or a :class:`probes.interventions.PerMaze` patch."""
+def decision_probs(policy: Policy, mazes: Mazes, key: Any = None) -> dict[str, np.ndarray]:
+    """:func:`experiments.decision.probs_at_decision` of ``policy`` for every maze (each needs a decision square),
+    e.g. a :class:`probes.interventions.HookedPolicy` with one patch for all mazes or ``per_maze`` patches."""
     import jax
 
     from experiments.decision import probs_at_decision
-    from probes.interventions import HookedPolicy, PerMaze, split_per_maze
 
     key = jax.random.PRNGKey(0) if key is None else key
-    if not isinstance(cond, PerMaze):
-        return probs_at_decision(HookedPolicy(net, params, dict(cond or {})), mazes, np.arange(len(mazes)), key)
-    out: dict[str, np.ndarray] = {}
-    for idx, sub, pol in split_per_maze(net, params, mazes, cond):
-        d = probs_at_decision(pol, sub, np.arange(len(sub)), key)
-        for k, v in d.items():
-            out.setdefault(k, np.zeros((len(mazes), *v.shape[1:]), v.dtype))[idx] = v
-    return out
+    return probs_at_decision(policy, mazes, np.arange(len(mazes)), key)
 
 
 def coefficient_sweep(net: Any, params: Any, mazes: Mazes, vectors: np.ndarray, layer: str,
                       coeffs: tuple[float, ...], key: Any = None) -> dict[float, dict[str, float]]:
     """Mean P(cheese) / P(top-right) / P(other) at the decision squares of ``mazes`` (all must have one) with each
     maze's own ``vectors[i]`` added ``× coeff``, for every coefficient."""
-    from probes.interventions import PerMaze
-
     out = {}
     for c in coeffs:
-        d = decision_probs(net, params, mazes, PerMaze(steer(layer, vectors, c)), key)
+        d = decision_probs(HookedPolicy(net, params, steer(layer, vectors, c), per_maze=True), mazes, key)
         out[float(c)] = {k: float(np.mean(d[f"p_{k}"])) for k in ("cheese", "top_right", "other")}
     return out

@@ -143,7 +143,7 @@ def test_wandb_offline_run_holds_the_same_numbers(written):
 def test_small_real_study_and_cli_errors(tmp_path):
     import jax
 
-    from experiments.rollouts import NetPolicy
+    from experiments.policies import NetPolicy
     from experiments.study import StudyConfig, run_study
     from mazeagent.cli import main
     from mazeagent.nets import ImpalaCNN

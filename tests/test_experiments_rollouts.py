@@ -6,6 +6,7 @@ import jax
 import numpy as np
 import pytest
 
+from experiments import policies as P
 from experiments import rollouts as R
 from mazeagent.env.mazes import generate_mazes
 from mazeagent.maze.batch import Mazes
@@ -30,7 +31,7 @@ def world(sq):
 
 def test_always_up_right_reaches_top_right_never_a_cheese_behind_it():
     mazes = Mazes.from_levels([u_maze((2, 0))] * 64)
-    ro = R.rollout(R.constant_policy({"up": 1, "right": 1}), mazes, R.RolloutConfig(seed=1, chunk=64), progress=False)
+    ro = R.rollout(P.constant_policy({"up": 1, "right": 1}), mazes, R.RolloutConfig(seed=1, chunk=64), progress=False)
     df = ro.episodes
     assert df["top_right_256"].all() and not df["cheese_500"].any()
     assert not df["neither_256"].any()
@@ -45,7 +46,7 @@ def test_always_up_right_reaches_top_right_never_a_cheese_behind_it():
 
 def test_oracle_walks_the_shortest_path_and_passes_the_corner():
     mazes = Mazes.from_levels([u_maze((2, 0)), u_maze((0, 4)), u_maze((2, 2))])
-    df = R.rollout(R.oracle_policy("cheese"), mazes, R.RolloutConfig(chunk=64), progress=False).episodes
+    df = R.rollout(P.oracle_policy("cheese"), mazes, R.RolloutConfig(chunk=64), progress=False).episodes
     assert df["t_cheese"].tolist() == [14, 4, 8]
     assert df["cheese_256"].all() and df["cheese_500"].all()
     assert df["t_top_right"].tolist() == [8, -1, -1]  # only the first route passes the top-right square
@@ -78,7 +79,7 @@ def exact_reach_probability(level, horizon):
 def test_random_policy_matches_the_exact_absorbing_chain():
     level = u_maze((0, 4))
     n = 1024
-    df = R.rollout(R.uniform_policy(), Mazes.from_levels([level] * n), R.RolloutConfig(seed=7, chunk=64),
+    df = R.rollout(P.uniform_policy(), Mazes.from_levels([level] * n), R.RolloutConfig(seed=7, chunk=64),
                    progress=False).episodes
     for h, col in ((20, None), (256, "cheese_256")):
         p = exact_reach_probability(level, h)
@@ -89,9 +90,9 @@ def test_random_policy_matches_the_exact_absorbing_chain():
 
 def test_same_seed_same_result_and_chunking_does_not_matter():
     mazes = Mazes.from_levels([u_maze((2, 2))] * 40)
-    a = R.rollout(R.uniform_policy(), mazes, R.RolloutConfig(seed=3, chunk=64), progress=False).episodes
-    b = R.rollout(R.uniform_policy(), mazes, R.RolloutConfig(seed=3, chunk=16), progress=False).episodes
-    c = R.rollout(R.uniform_policy(), mazes, R.RolloutConfig(seed=4, chunk=64), progress=False).episodes
+    a = R.rollout(P.uniform_policy(), mazes, R.RolloutConfig(seed=3, chunk=64), progress=False).episodes
+    b = R.rollout(P.uniform_policy(), mazes, R.RolloutConfig(seed=3, chunk=16), progress=False).episodes
+    c = R.rollout(P.uniform_policy(), mazes, R.RolloutConfig(seed=4, chunk=64), progress=False).episodes
     assert a.equals(b)
     assert not a["actions"].equals(c["actions"])
 
@@ -100,7 +101,7 @@ def test_bad_input_is_a_clear_error():
     with pytest.raises(ValueError, match="horizon"):
         R.RolloutConfig(horizon=600)
     with pytest.raises(ValueError, match="group"):
-        R.constant_policy({"jump": 1})
+        P.constant_policy({"jump": 1})
     with pytest.raises(ValueError, match="positive int"):
         generate_mazes(0)
 
@@ -113,7 +114,7 @@ def test_generated_mazes_replay_like_real_procgen():
     from mazeagent.env.render import load_tables, render
 
     mazes = generate_mazes(3, seed=11)
-    df = R.rollout(R.uniform_policy(), mazes, R.RolloutConfig(seed=2, chunk=64), progress=False).episodes
+    df = R.rollout(P.uniform_policy(), mazes, R.RolloutConfig(seed=2, chunk=64), progress=False).episodes
     rep = {"L": 1, "D": 3, "U": 5, "R": 7, "N": 4}
     tables = load_tables("hard")
     frame = jax.jit(lambda g, p, r, b: render(g, p, r, b, tables))
@@ -138,7 +139,8 @@ def test_generated_mazes_replay_like_real_procgen():
 
 _HOST_DEVICES = r"""
 import hashlib, sys, jax, numpy as np
-from experiments.rollouts import NetPolicy, RolloutConfig, rollout
+from experiments.policies import NetPolicy
+from experiments.rollouts import RolloutConfig, rollout
 from mazeagent.env.mazes import generate_mazes
 from mazeagent.nets import ImpalaCNN
 net = ImpalaCNN(widths=(4, 8, 8))
@@ -146,8 +148,8 @@ policy = NetPolicy(net, net.init(jax.random.PRNGKey(0), np.zeros((1, 64, 64, 3),
 assert (policy._mesh is not None) == (jax.device_count() == 2)
 ro = rollout(policy, generate_mazes(40, seed=3), RolloutConfig(seed=1, chunk=32), progress=False)
 obs = np.random.default_rng(0).integers(0, 256, (48, 64, 64, 3), dtype=np.uint8)  # 48: split; 47: one device
-lg, v = policy.logits_value(obs)
-np.savez(sys.argv[1], lg=np.asarray(lg), v=np.asarray(v), lg47=np.asarray(policy(obs[:47], None)))
+lg, v = policy.apply(obs)
+np.savez(sys.argv[1], lg=np.asarray(lg), v=np.asarray(v), lg47=np.asarray(policy.apply(obs[:47])[0]))
 print(jax.device_count(), hashlib.md5(ro.episodes.to_csv().encode()).hexdigest())
 """
 

@@ -92,7 +92,7 @@ def test_b1_resolves_only_when_the_three_readings_agree(tmp_path, p_bottom_left,
 def test_u1_covers_every_decision_square_with_a_known_success_rate(tmp_path):
     """A fake agent that takes the value-maximising move in mazes with index % 3 != 0 and another move otherwise:
     U1 must equal that share over *all* mazes with a decision square, not over the small U2/U3 sample."""
-    from experiments.rollouts import group_logits
+    from experiments.policies import group_logits
     from mazeagent.env.mazes import generate_mazes
     from mazeagent.maze.geometry import next_step_towards, step_distances
     from mazeagent.nets import GROUP_NAMES

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from experiments import rollouts as R
+from experiments.policies import NetPolicy
 from experiments.shards import parse_shard, shard_paths
 from experiments.study import StudyConfig, merge_study, run_shard, run_study
 from mazeagent.nets import ImpalaCNN
@@ -16,7 +17,7 @@ CFG = StudyConfig(mazes=30, chunk=16, f11_mazes=3, conformity_mazes=2, n_splits=
 
 def policy(seed=0):
     net = ImpalaCNN(scale=1)
-    return R.NetPolicy(net, net.init(jax.random.PRNGKey(seed), np.zeros((1, 64, 64, 3), np.uint8)))
+    return NetPolicy(net, net.init(jax.random.PRNGKey(seed), np.zeros((1, 64, 64, 3), np.uint8)))
 
 
 @pytest.fixture(scope="module")

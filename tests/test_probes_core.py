@@ -205,23 +205,35 @@ def test_per_maze_policy_applies_each_mazes_own_patch(net_params, mazes):
     net, params = net_params
     shape = I.layer_shape(net, LAYER)
     vecs = np.random.default_rng(0).standard_normal((len(mazes), *shape)).astype(np.float32)
-    pol = I.per_maze_policy(net, params, mazes, {LAYER: I.AddVector(vecs, np.full((len(mazes), 1, 1, 1), 3.0))})
+    pol = I.HookedPolicy(net, params, {LAYER: I.AddVector(vecs, np.full((len(mazes), 1, 1, 1), 3.0))}, per_maze=True)
     idx = np.array([2, 0, 2, 5])
     sq = mazes.mouse[idx]
     got, _ = evaluate(pol, mazes, idx, sq, np.zeros(4, bool), jax.random.PRNGKey(0))
     for k, i in enumerate(idx):
-        want = I.HookedPolicy(net, params, {LAYER: I.AddVector(vecs[i], 3.0)})(observations(mazes, [i]), None)
-        np.testing.assert_allclose(got[k], np.asarray(want)[0], atol=1e-5)
+        want = I.padded_apply(net, params, observations(mazes, [i]), {LAYER: I.AddVector(vecs[i], 3.0)})[0]
+        np.testing.assert_allclose(got[k], want[0], atol=1e-5)
     plain, _ = evaluate(I.HookedPolicy(net, params, {}), mazes, idx, sq, np.zeros(4, bool), jax.random.PRNGKey(0))
     assert np.abs(got - plain).max() > 1e-3  # the patch does something
     with pytest.raises(ValueError, match="leading axis"):
-        I.per_maze_policy(net, params, mazes, {LAYER: I.AddVector(vecs[:2], 1.0)})
+        evaluate(I.HookedPolicy(net, params, {LAYER: I.AddVector(vecs[:2], 1.0)}, per_maze=True), mazes, idx, sq,
+                 np.zeros(4, bool), jax.random.PRNGKey(0))
+    with pytest.raises(ValueError, match="maze 5 was queried"):
+        evaluate(I.HookedPolicy(net, params, {LAYER: I.AddVector(vecs[:2], np.ones((2, 1, 1, 1)))}, per_maze=True),
+                 mazes, idx, sq, np.zeros(4, bool), jax.random.PRNGKey(0))
 
 
-def test_duplicate_mazes_are_split_into_distinct_groups(mazes):
+def test_equal_mazes_get_their_own_per_maze_patch(net_params, mazes):
+    """Patches follow the maze index, not the maze's contents: copies of one maze may carry different patches."""
+    from experiments.rollouts import evaluate
+
+    net, params = net_params
     dup = mazes.take(np.array([0, 1, 0, 2, 0]))
-    assert [g.tolist() for g in I.distinct_groups(dup)] == [[0, 1, 3], [2], [4]]
-    with pytest.raises(ValueError, match="distinct mazes"):
-        I.per_maze_policy(None, None, dup, {})
-    parts = I.split_per_maze(None, None, dup, I.PerMaze({LAYER: I.AddVector(np.arange(5.0)[:, None], 1.0 * np.ones(5))}))
-    assert [p[0].tolist() for p in parts] == [[0, 1, 3], [2], [4]] and all(len(p[1]) == len(p[0]) for p in parts)
+    vecs = np.zeros((5, *I.layer_shape(net, LAYER)), np.float32)
+    vecs[2] = 5.0
+    pol = I.HookedPolicy(net, params, {LAYER: I.AddVector(vecs, np.ones((5, 1, 1, 1), np.float32))}, per_maze=True)
+    idx = np.array([0, 2, 4])
+    got, _ = evaluate(pol, dup, idx, dup.mouse[idx], np.zeros(3, bool), jax.random.PRNGKey(0))
+    plain, _ = evaluate(I.HookedPolicy(net, params, {}), dup, idx, dup.mouse[idx], np.zeros(3, bool),
+                        jax.random.PRNGKey(0))
+    np.testing.assert_array_equal(got[[0, 2]], plain[[0, 2]])
+    assert np.abs(got[1] - plain[1]).max() > 1e-3
