@@ -34,7 +34,7 @@ $(TEST_STAMP): requirements/test.txt
 	touch $@
 
 test: setup-test
-	MAZEAGENT_REQUIRE_ALL=$(MAZEAGENT_REQUIRE_ALL) $(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	MAZEAGENT_REQUIRE_ALL=$(MAZEAGENT_REQUIRE_ALL) $(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=15 $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/mazeagent bench env --envs 256 --seconds 10

@@ -347,3 +347,21 @@ def test_the_init_from_option_reaches_the_config_of_train_and_bc():
         cfg = _config(args)
         assert (cfg.init_from, cfg.lr, cfg.seed) == ("runs/a=b", 1e-4, 3)
         assert _config(build_parser().parse_args([cmd, "--out", "x", "--preset", "cpu"])).init_from is None
+
+
+def test_size_power_tilts_the_training_mazes_towards_large_ones():
+    from mazeagent.env.levelgen import maze_sizes
+
+    cfg = preset("cpu")  # mazes up to 13x13
+    plain = bc.training_seeds(cfg, 3000, np.random.default_rng(0))
+    assert np.array_equal(plain, bc.training_seeds(cfg, 3000, np.random.default_rng(0), 0.0))  # 0 = as before
+    tilted = bc.training_seeds(cfg, 3000, np.random.default_rng(0), 2.0)
+    s0, s2 = maze_sizes(plain, 25), maze_sizes(tilted, 25)
+    assert s0.max() <= 13 and s2.max() <= 13 and set(np.unique(s2)) <= set(range(3, 14, 2))
+    # keep-probability (s/13)^2: 13x13 mazes become (169/9) times as common relative to 3x3 ones as before
+    share = lambda s, m: np.mean(s == m)  # noqa: E731
+    assert abs(share(s0, 13) - 1 / 6) < 0.03 and share(s2, 13) > 0.3 and share(s2, 3) < 0.04
+    ratio = (share(s2, 13) / share(s2, 11)) / (share(s0, 13) / share(s0, 11))
+    assert abs(ratio - (13 / 11) ** 2) < 0.25
+    with pytest.raises(ValueError, match="size_power"):
+        bc.BCConfig(size_power=-1).validate()

@@ -55,8 +55,12 @@ def _check_env(config: PPOConfig) -> None:
                          f"distribution_mode={config.distribution_mode!r}")
 
 
-def training_seeds(config: PPOConfig, n: int, rng: np.random.Generator) -> np.ndarray:
-    """``n`` level seeds of the config's training distribution (its seed range, mazes up to ``max_maze_size``)."""
+def training_seeds(config: PPOConfig, n: int, rng: np.random.Generator, size_power: float = 0.0) -> np.ndarray:
+    """``n`` level seeds of the config's training distribution (its seed range, mazes up to ``max_maze_size``).
+
+    ``size_power > 0`` tilts the draw towards large mazes: a level is kept with probability
+    ``(size / largest size) ** size_power``, so the clone sees more of the mazes it gets lost in (the levels stay the
+    distribution's own; only their mix changes). 0 draws exactly as before."""
     from mazeagent.env.levelgen import maze_sizes, seed_range
 
     low, high = seed_range(config.num_levels, config.start_level)
@@ -66,6 +70,10 @@ def training_seeds(config: PPOConfig, n: int, rng: np.random.Generator) -> np.nd
         cand = rng.integers(low, high, size=max(4 * n, 64), dtype=np.int64)
         if config.max_maze_size is not None:
             cand = cand[maze_sizes(cand, 25) <= config.max_maze_size]
+        if size_power > 0:
+            largest = config.max_maze_size or 25
+            keep = (maze_sizes(cand, 25) / largest) ** size_power
+            cand = cand[rng.random(len(cand)) < keep]
         out.append(cand)
         have += len(cand)
     return np.concatenate(out)[:n].astype(np.int32)
@@ -80,14 +88,14 @@ def _renderer(use_backgrounds: bool):
                                                                 m, r, tables)))
 
 
-def _training_mazes(config: PPOConfig, n_mazes: int, rng: np.random.Generator):
+def _training_mazes(config: PPOConfig, n_mazes: int, rng: np.random.Generator, size_power: float = 0.0):
     """Fresh training mazes and their expert: ``(levels, moves)``, moves (B, W, W) = the shortest path's first move
     group to the cheese, -1 on walls and at the cheese."""
     from mazeagent.env.levelgen import generate_batch
     from mazeagent.maze.geometry import next_step_towards
 
     _check_env(config)
-    g = generate_batch(training_seeds(config, n_mazes, rng), rand_region=config.rand_region, progress=False)
+    g = generate_batch(training_seeds(config, n_mazes, rng, size_power), rand_region=config.rand_region, progress=False)
     batch = g.batch()
     return g, next_step_towards(batch, batch.cheese)
 
@@ -111,12 +119,14 @@ def _labelled(config: PPOConfig, g: Any, moves: np.ndarray, maze: np.ndarray, sq
     return Demos(obs, label, g.seed[maze], square, np.asarray(reflected, bool))
 
 
-def demonstrations(config: PPOConfig, n_mazes: int, n_samples: int, rng: np.random.Generator) -> Demos:
+def demonstrations(config: PPOConfig, n_mazes: int, n_samples: int, rng: np.random.Generator,
+                   size_power: float = 0.0) -> Demos:
     """``n_samples`` labelled frames from ``n_mazes`` fresh training mazes.
 
     Each sample puts the mouse on an open square that is not the cheese (uniform per maze) with a random facing;
-    the label is the move group (0..3 = left, down, up, right) of the shortest path's first step to the cheese."""
-    g, moves = _training_mazes(config, n_mazes, rng)
+    the label is the move group (0..3 = left, down, up, right) of the shortest path's first step to the cheese.
+    ``size_power``: see :func:`training_seeds`."""
+    g, moves = _training_mazes(config, n_mazes, rng, size_power)
     maze = rng.integers(0, n_mazes, size=n_samples)
     square = _uniform_squares(moves, maze, rng)
     return _labelled(config, g, moves, maze, square, rng.random(n_samples) < 0.5)
@@ -130,13 +140,14 @@ def _mover(world: int):
 
 
 def rollout_demonstrations(config: PPOConfig, policy: Callable[[np.ndarray], np.ndarray], n_mazes: int,
-                           n_samples: int, steps: int, rng: np.random.Generator) -> Demos:
+                           n_samples: int, steps: int, rng: np.random.Generator, size_power: float = 0.0) -> Demos:
     """DAgger samples: the states ``policy`` (uint8 frames -> (N, 15) logits) visits, labelled by the expert.
 
     Half of ``n_mazes`` fresh mazes start at the maze's start (facing left, as procgen resets), half on a random
     open square with a random facing; each plays ``steps`` sampled actions with procgen's grid dynamics and stops
-    at the cheese. ``n_samples`` of the visited states are drawn uniformly (loops are visited, so drawn, often)."""
-    g, moves = _training_mazes(config, n_mazes, rng)
+    at the cheese. ``n_samples`` of the visited states are drawn uniformly (loops are visited, so drawn, often).
+    ``size_power``: see :func:`training_seeds`."""
+    g, moves = _training_mazes(config, n_mazes, rng, size_power)
     render = _renderer(bool(config.use_backgrounds))
     mover = _mover(moves.shape[-1])
     maze = np.arange(n_mazes)
@@ -168,10 +179,10 @@ def chunk(config: PPOConfig, bc: BCConfig, index: int,
     rng = np.random.default_rng([config.seed, index])
     n = bc.chunk_steps * bc.batch
     n_dagger = int(round(bc.dagger * n)) if policy is not None else 0
-    d = demonstrations(config, bc.mazes_per_chunk, n - n_dagger, rng)
+    d = demonstrations(config, bc.mazes_per_chunk, n - n_dagger, rng, bc.size_power)
     if not n_dagger:
         return d.obs, d.label
-    r = rollout_demonstrations(config, policy, bc.mazes_per_chunk, n_dagger, bc.dagger_steps, rng)
+    r = rollout_demonstrations(config, policy, bc.mazes_per_chunk, n_dagger, bc.dagger_steps, rng, bc.size_power)
     order = rng.permutation(n)
     return np.concatenate([d.obs, r.obs])[order], np.concatenate([d.label, r.label])[order]
 

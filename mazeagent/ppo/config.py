@@ -336,14 +336,19 @@ class BCConfig:
     # maze's start or a random square), labelled by the expert, so it learns to leave the places it gets stuck in.
     dagger: float = 0.0
     dagger_steps: int = 32  # rollout length per DAgger maze
+    # Tilt the training mazes towards large ones: keep a level with probability (size / max size) ** size_power
+    # (0 = the env's own mix). Evaluation always uses the env's own mix.
+    size_power: float = 0.0
 
     def validate(self) -> "BCConfig":
         errors = [f"{k} must be > 0, got {v}" for k, v in dataclasses.asdict(self).items()
-                  if k not in ("eval_every", "backend", "dagger") and not (v > 0)]
+                  if k not in ("eval_every", "backend", "dagger", "size_power") and not (v > 0)]
         if self.eval_every < 0:
             errors.append(f"eval_every must be >= 0, got {self.eval_every}")
         if self.backend not in BC_BACKENDS:
             errors.append(f"backend must be one of {BC_BACKENDS}, got {self.backend!r}")
+        if not 0.0 <= self.size_power <= 8.0:
+            errors.append(f"size_power must be in [0, 8], got {self.size_power}")
         if not 0.0 <= self.dagger < 1.0:
             errors.append(f"dagger must be in [0, 1), got {self.dagger}")
         if self.checkpoint_every > 0 and self.checkpoint_every % self.chunk_steps:
