@@ -1,7 +1,7 @@
 """Statistics for the behaviour study: L1 logistic regressions over repeated 80/20 splits, VIF, drop-one tests,
 Wilson and bootstrap intervals.
 
-Follows the published analysis (research-notes §1.8, §3.2): factors are z-scored over the whole filtered data set,
+Follows the published analysis (docs/research.md §5): factors are z-scored over the whole filtered data set,
 an L1 logistic regression (liblinear's estimator, solved for all splits at once by :mod:`experiments.l1logit`) is
 fitted on many random 80/20 splits and scored against the majority-class baseline of the same split
 (``StatsConfig.solver="liblinear"`` runs sklearn's liblinear itself, one fit at a time, to check the batched solver).

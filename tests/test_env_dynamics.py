@@ -1,4 +1,5 @@
-"""Dynamics, auto-reset, info and observations vs the real procgen 0.10.7 package (spec §2), plus the API's edges."""
+"""Dynamics, auto-reset, info and observations vs the real procgen 0.10.7 package (docs/maze-spec.md §4-§5), plus
+the API's edges."""
 from __future__ import annotations
 
 import jax

@@ -1,4 +1,4 @@
-"""Level generation and level-seed streams vs the real procgen 0.10.7 package (spec §1)."""
+"""Level generation and level-seed streams vs the real procgen 0.10.7 package (docs/maze-spec.md §1-§3)."""
 from __future__ import annotations
 
 import jax
@@ -24,7 +24,7 @@ def procgen_levels(num: int, mode: str, rand_seed: int, resets: int = 1):
     out = []
     for _ in range(resets):
         out += [parse_state(b) for b in env.callmethod("get_state")]
-        env.act(np.full(num, -1, np.int32))  # action -1 forces a reset to the next level seed (spec §1.1)
+        env.act(np.full(num, -1, np.int32))  # action -1: reset to the next level seed (docs/maze-spec.md §1.2)
     env.close()
     return out
 
@@ -84,7 +84,8 @@ def test_mt19937_matches_std_stream():
 
 
 def test_rand_region_moves_only_the_cheese():
-    """procgenAISC's rule (spec §1.5): same maze as stock, cheese in the top-right rr x rr block (rr = min(r, n))."""
+    """procgenAISC's rule (docs/rand-region.md): same maze as stock, cheese in the top-right rr x rr block
+    (rr = min(r, n))."""
     seeds = np.arange(300, 500)
     stock = generate_batch(seeds)
     for r in (1, 5):

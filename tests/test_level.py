@@ -12,7 +12,7 @@ def open_level(n=5):
 
 
 def test_cell_edges_match_procgen_hard_columns():
-    # spec §3.3: widths 3,2,3,2,3,2,3,2,3,3,2,3,2,3,2,3,3,2,3,2,3,2,3,2,3
+    # docs/maze-spec.md §5.3: widths 3,2,3,2,3,2,3,2,3,3,2,3,2,3,2,3,3,2,3,2,3,2,3,2,3
     assert list(np.diff(CELL_EDGES)) == [3, 2, 3, 2, 3, 2, 3, 2, 3, 3, 2, 3, 2, 3, 2, 3, 3, 2, 3, 2, 3, 2, 3, 2, 3]
 
 

@@ -22,7 +22,7 @@ def maze_observations(n: int, seed: int = 0) -> np.ndarray:
     return np.array(env.observe()[1]["rgb"])
 
 
-# research-notes §4.1, scale 4, NCHW, batch axis dropped: written out here, independent of hook_shapes()
+# docs/research.md §2.2, scale 4, NCHW, batch axis dropped: written out here, independent of hook_shapes()
 def _published_shapes_scale4() -> dict[str, tuple[int, ...]]:
     shapes = {"embedder.block1.conv_in0": (3, 64, 64), "embedder.block1.conv_out": (64, 64, 64)}
     per_block = {1: (64, 32, 32), 2: (128, 16, 16), 3: (128, 8, 8)}
@@ -62,7 +62,7 @@ def small(fresh) -> tuple[ImpalaCNN, dict]:
 def test_published_shapes_and_param_count(obs):
     net = ImpalaCNN(scale=4)  # shapes only (jax.eval_shape): scale-4 numerics are the torch parity tests' job
     params = jax.eval_shape(net.init, jax.random.key(0), obs[:1])
-    assert num_params(params) == 3_653_136  # research-notes §4.1
+    assert num_params(params) == 3_653_136  # docs/research.md §2.1
     published = _published_shapes_scale4()
     assert set(HOOK_NAMES) == set(published) and len(HOOK_NAMES) == 43
     assert hook_shapes(4, "NCHW") == published

@@ -12,7 +12,7 @@ from mazeagent.ppo import memory, train
 from mazeagent.ppo.config import preset
 from mazeagent.ppo.train import make_train
 
-BOX = 20e9  # available bytes on the project's 2-core, 23 GB CPU machine with a little running beside
+BOX = 20e9  # available bytes of a 23 GB CPU machine with a little running beside (the machine `box` pretends to be)
 
 
 @pytest.fixture

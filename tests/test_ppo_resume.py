@@ -163,7 +163,7 @@ def _env(cache: Path) -> dict[str, str]:
             "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0", "WANDB_SILENT": "true"}
 
 
-READY_TIMEOUT = 900  # s: process start, imports and (cold) compiles on a loaded 2-core machine
+READY_TIMEOUT = 900  # s: process start, imports and (cold) compiles on a small, loaded CPU machine
 
 
 def _start(out: Path, env: dict, resume: bool = False) -> tuple[subprocess.Popen, Path]:

@@ -1,4 +1,5 @@
-"""procgen maze state bytes: byte-exact round trip on real procgen, levels as the spec says, clear errors."""
+"""procgen maze state bytes: byte-exact round trip on real procgen, levels as docs/maze-spec.md describes them,
+clear errors."""
 import struct
 
 import numpy as np
@@ -51,7 +52,7 @@ def test_round_trip_mid_episode_and_easy_mode():
         assert seen_reward, f"{mode}: no episode reached the cheese, so no post-reset state was round-tripped"
 
 
-def test_fields_agree_with_procgen_info_and_spec(hard_states):
+def test_fields_agree_with_procgen_info_and_maze_spec(hard_states):
     states, infos = hard_states
     sizes = set()
     for b, info in zip(states, infos, strict=True):
@@ -73,7 +74,8 @@ def test_fields_agree_with_procgen_info_and_spec(hard_states):
 
 
 def check_procgen_level(level):
-    """Spec §1.4-1.6 invariants of a freshly generated level (Kruskal spanning tree over the rooms)."""
+    """The invariants of a freshly generated level (docs/maze-spec.md §2-§3.1): a Kruskal spanning tree over the
+    rooms."""
     n, walls = level.size, level.walls
     assert n % 2 == 1 and 3 <= n <= 25 and level.mouse == (0, 0)
     assert level.cheese is not None and level.cheese != (0, 0)

@@ -1,6 +1,6 @@
 """End to end on a real local Slurm (started by `.ci/run` via `bash slurm/ci/slurm_ci.sh start`).
 
-One module-scoped submission feeds every test, to pay for as few JAX compiles as possible on a 2-core runner: a
+One module-scoped submission feeds every test, to pay for as few JAX compiles as possible: a
 2-task training array whose tasks train the same thing (they differ only in ``checkpoint_every``, a key that does not
 change what is learned). Task 1 is preempted with `scancel --signal=USR1 --batch` once it is training: it must
 requeue, resume and end bitwise equal to the uninterrupted task 0, with every env step once in its wandb run. Task 0's

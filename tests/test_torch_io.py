@@ -237,7 +237,7 @@ def _read_bare(payload: bytes):
     return _unpickle(io.BytesIO(payload), {})
 
 
-def test_state_dict_shapes_match_research_notes():
+def test_state_dict_shapes_match_the_published_state_dict():
     shapes = state_dict_shapes(4)
     assert len(shapes) == 36
     assert shapes["embedder.block1.conv.weight"] == (64, 3, 3, 3)

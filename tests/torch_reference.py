@@ -1,4 +1,4 @@
-"""A reference PyTorch InterpretableImpala + CategoricalPolicy (our own code, following research-notes §4.1), for
+"""A reference PyTorch InterpretableImpala + CategoricalPolicy (our own code, following docs/research.md §2), for
 parity tests only. Every leaf module is named as in procgen-tools, so circrl-style ``"{module}_out"`` forward hooks
 give the published labels; ``embedder.block1.conv_in0`` is the observation entering the first conv.
 """

@@ -1,4 +1,5 @@
-"""The maze env as pure functions over a ``flax.struct`` state (gymnax style), bit-exact with procgen 0.10.7 (spec §2).
+"""The maze env as pure functions over a ``flax.struct`` state (gymnax style), bit-exact with procgen 0.10.7
+(docs/maze-spec.md §4).
 
 ``reset(key, params) -> (obs, state)`` and ``step(key, state, action, params) -> (obs, state, reward, done, info)``
 for ONE env. Episodes end on the cheese (reward 10) or at ``timeout``; ``step`` then auto-resets to the env's next
@@ -138,7 +139,7 @@ def reset(key: jax.Array, params: EnvParams) -> tuple[jax.Array, EnvState]:
 
 
 def move(code_at, mouse: jax.Array, reflected: jax.Array, action: jax.Array, world_dim: int):
-    """procgen's grid step (spec §2.1-2.2): returns the new ``(mouse, reflected)``.
+    """procgen's grid step (docs/maze-spec.md §4.1-§4.2): returns the new ``(mouse, reflected)``.
 
     ``code_at(row, col)`` reads the grid (indices are clipped in range). Actions >= 9 are no-ops; diagonals keep
     only their horizontal part; a move into a wall or off the world leaves the mouse in place, but any horizontal

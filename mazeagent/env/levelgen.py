@@ -1,4 +1,5 @@
-"""procgen 0.10.7 ``maze`` level generation in JAX, bit-exact (spec §1), plus the level-seed streams of §1.1.
+"""procgen 0.10.7 ``maze`` level generation in JAX, bit-exact (docs/maze-spec.md §1.3-§3), plus the level-seed
+streams of docs/maze-spec.md §1.2.
 
 One level = one ``std::mt19937(level_seed)`` stream: draw 1 is ``bg_pct_x`` (no visible effect), draw 2 the
 background, draw 3 the maze size, then one draw per Kruskal wall, then the cheese. Kruskal runs with fixed shapes:
@@ -150,9 +151,10 @@ def _kruskal(outputs: jax.Array, n: jax.Array, W: int):
     the remaining walls (a bitset: ``vector::erase`` keeps order, so "k-th remaining" is the k-th set bit) and the
     room labels (uint8; relabelling is the only per-room pass), and emits (wall, merged?) per step. The free list
     is rebuilt afterwards: a merge at step t appends room ``a`` (if freed for the first time), the midpoint, then
-    room ``b`` (likewise). Wall ``idx``'s rooms come from a per-size table (spec §5's closed form: the first
-    ``(c-1)c`` walls are horizontal links, the rest vertical). On CPU, XLA runs these per-level scalar ops unvectorised,
-    so every op in the loop counts; a sort-based rebuild of the free list cost more than the whole loop.
+    room ``b`` (likewise). Wall ``idx``'s rooms come from a per-size table (the closed form of docs/maze-spec.md
+    §2.3: the first ``(c-1)c`` walls are horizontal links, the rest vertical). On CPU, XLA runs these per-level
+    scalar ops unvectorised, so every op in the loop counts; a sort-based rebuild of the free list cost more than the
+    whole loop.
     """
     C = (W + 1) // 2
     max_walls = 2 * C * (C - 1)
@@ -304,7 +306,7 @@ def _in_chunks(fn, seeds: np.ndarray, chunk: int, progress: bool = False) -> lis
     return parts
 
 
-# ---- which level seed each env plays (spec §1.1) ----
+# ---- which level seed each env plays (docs/maze-spec.md §1.2) ----
 
 def seed_range(num_levels: int = 0, start_level: int = 0) -> tuple[int, int]:
     """procgen's ``[level_seed_low, level_seed_high)``: all int31 seeds when ``num_levels == 0``."""

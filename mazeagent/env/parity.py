@@ -4,7 +4,8 @@ difference: frames, rewards, dones, level seeds and the other info fields.
 Why a harness and not only tests: published agents and findings are about procgen's maze, so anyone must be able to
 check, with seeds nobody chose in advance, that our env is the same env (``mazeagent env parity --rand-seed S``).
 Our env replays procgen's level-seed sequence (``reset_procgen(rand_seed)``); with ``rand_region=R`` procgen's new
-levels get procgenAISC's cheese square through ``set_state`` (:class:`mazeagent.procgen.ProcgenMaze`, spec §4.3).
+levels get procgenAISC's cheese square through ``set_state`` (:class:`mazeagent.procgen.ProcgenMaze`,
+docs/maze-spec.md §6.3).
 """
 from __future__ import annotations
 
@@ -77,7 +78,8 @@ def run_parity(rand_seed: int, envs: int, steps: int, rand_region: int | None = 
     """Step both envs ``steps`` times with uniform random actions from ``numpy.random.default_rng(rand_seed)``.
 
     With ``rand_region`` procgen's cheese squares come from our level generator (procgen has no such option), so
-    that run checks dynamics, frames and seeds on ``maze_aisc`` levels, not the cheese rule itself (spec K9 did).
+    that run checks dynamics, frames and seeds on ``maze_aisc`` levels, not the cheese rule itself
+    (docs/rand-region.md says how that is checked).
     """
     _check_args(rand_seed, envs, steps)
     params = EnvParams(distribution_mode=distribution_mode, rand_region=rand_region)  # validates both

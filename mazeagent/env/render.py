@@ -1,4 +1,4 @@
-"""The 64x64 procgen maze observation, bit-exact, as integer table lookups (spec §3.8).
+"""The 64x64 procgen maze observation, bit-exact, as integer table lookups (docs/maze-spec.md §5.6).
 
 ``render_static`` draws a level without its mouse: the background, then every wall/cheese cell's grown rect in
 procgen's draw order (x outer, y inner), each blended with Qt's integer SourceOver. ``composite_mouse`` blends the
@@ -6,8 +6,8 @@ mouse into such a frame. Within an episode only the mouse moves, so an env draws
 composites the mouse every step: the mouse touches at most a 3x3 (hard) / 5x5 (easy) pixel window, which
 ``composite_mouse`` updates with a dynamic slice.
 
-Why lookups: a pixel is covered by 1, 2 or 4 cell rects (spec §3.3, K5), and its colour depends only on the
-background and on what each covering cell draws (nothing, a wall or a cheese). So at load time we run the SourceOver
+Why lookups: a pixel is covered by 1, 2 or 4 cell rects (docs/maze-spec.md §5.3), and its colour depends only on
+the background and on what each covering cell draws (nothing, a wall or a cheese). So at load time we run the SourceOver
 draw sequence for every (background, pixel, combination) -- 14k combinations per background -- and at run time a
 frame is one gather. Everything is integer arithmetic, so it is exact on any XLA backend, jits and vmaps.
 Coordinates follow :mod:`mazeagent.maze.level`: ``grid[row, col]`` with row 0 at the bottom, mouse ``(row, col)``.
@@ -31,7 +31,8 @@ BLACK = 9  # canvas index of the black canvas (use_backgrounds=False)
 
 @struct.dataclass
 class RenderTables:
-    """One mode's render tables as jnp arrays, derived at load time from the committed spec-form tables.
+    """One mode's render tables as jnp arrays, derived at load time from the committed tables
+    (docs/maze-spec.md §5.6).
 
     A pixel's covering cells are ``{first_col, second_col} x {first_row, second_row}`` of its pixel column / row
     (the second only on the bleed lines), in x-major draw order; a covering cell's draw kind (0/1/2) is digit
@@ -145,7 +146,7 @@ def render_static(grid: jax.Array, background: jax.Array, tables: RenderTables,
     ``grid`` is the (W, W) procgen-code world grid ``[row, col]`` (row 0 = bottom); ``background`` the index 0..8.
     ``use_backgrounds=False`` draws on black as ``ProcgenGym3Env(use_backgrounds=False)`` does (a Python bool:
     it is static under jit). Cells are drawn in procgen's order (x outer, y inner), each blended with Qt's integer
-    SourceOver (spec §3.8), through the precomputed draw table.
+    SourceOver (docs/maze-spec.md §5.4), through the precomputed draw table.
     """
     grid = jnp.asarray(grid)
     if grid.shape != (tables.world, tables.world):

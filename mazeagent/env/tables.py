@@ -1,8 +1,9 @@
-"""Render tables for the bit-exact 64x64 maze observation, built from the PNG assets procgen ships (spec §3).
+"""Render tables for the bit-exact 64x64 maze observation, built from the PNG assets procgen ships
+(docs/maze-spec.md §5).
 
 Why tables: procgen draws walls and cheese 0.02 cells larger than their cell (``RENDER_EPS``), so some pixels are
-covered by 2 or 4 cell rects and the draw order decides the result (spec K5). Rather than emulate ``QPainter`` at
-run time, we precompute, once per distribution mode:
+covered by 2 or 4 cell rects and the draw order decides the result (docs/maze-spec.md §5.3). Rather than emulate
+``QPainter`` at run time, we precompute, once per distribution mode:
 
 * ``background`` (9, 64, 64, 3) uint8: each background image as Qt samples it into the 64x64 canvas;
 * ``cover`` (64, 64, 4) int32: flat world indices ``row * W + col`` of the cells whose grown rect covers a pixel, in
@@ -14,9 +15,10 @@ run time, we precompute, once per distribution mode:
 * ``own_row`` / ``own_col`` (64,) int32: the world row / col whose exact (un-grown) rect holds each pixel row / col.
 
 The geometry is procgen's float32 arithmetic (``prepare_for_drawing``, ``get_screen_rect``); the sampling is Qt 5's
-nearest-neighbour ``qt_scale_image_32bit`` index arithmetic; sprites are premultiplied like ``qPremultiply`` (spec
-§3.2-3.4, K7). ``python -m mazeagent.env.tables`` writes ``mazeagent/assets/render_tables_{hard,easy}.npz``, which are
-committed so the env runs where procgen is not installed; a test checks they equal a fresh build.
+nearest-neighbour ``qt_scale_image_32bit`` index arithmetic; sprites are premultiplied like ``qPremultiply``
+(docs/maze-spec.md §5.2-§5.4). ``python -m mazeagent.env.tables`` writes
+``mazeagent/assets/render_tables_{hard,easy}.npz``, which are committed so the env runs where procgen is not
+installed; a test checks they equal a fresh build.
 """
 from __future__ import annotations
 
@@ -53,7 +55,7 @@ def table_path(distribution_mode: str) -> Path:
     return ASSET_DIR / f"render_tables_{distribution_mode}.npz"
 
 
-# ---------------------------------------------------------------- procgen's float32 geometry (spec §3.2)
+# ------------------------------------------------------------- procgen's float32 geometry (docs/maze-spec.md §5.2)
 
 def _geometry(world: int) -> tuple[np.float32, np.float32, np.float32]:
     """(unit, view_dim, offset) exactly as ``prepare_for_drawing`` computes them in float32, center_agent off."""
@@ -86,7 +88,8 @@ def _qround(d: float) -> int:
 def axis_samples(start: float, length: float, n_src: int, clip: int = OBS) -> dict[int, int]:
     """Target pixel -> source texel along one axis, Qt 5 ``qt_scale_image_32bit`` nearest-neighbour arithmetic.
 
-    Qt 6 computes ``ix`` differently and would change ~30 mouse texels; every procgen build tested uses Qt 5 (K7/K8).
+    Qt 6 computes ``ix`` differently and would change ~30 mouse texels; procgen 0.10.7's builds use Qt 5
+    (docs/maze-spec.md §5.4).
     """
     tx1, tx2 = max(_qround(start), 0), min(_qround(start + length), clip)
     if tx1 >= tx2:

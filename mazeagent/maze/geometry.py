@@ -320,7 +320,7 @@ class MazeGeometry:
         return np.asarray(self.batch.cheese)
 
     def decision(self, variant: str = "canonical") -> np.ndarray:
-        """The decision square under one of DECISION_VARIANTS (research-notes §2, "D"):
+        """The decision square under one of DECISION_VARIANTS (docs/research.md §1.3):
 
         * ``canonical`` (procgen-tools ``metrics.decision_square``): the last square shared by the paths
           mouse -> cheese and mouse -> top-right; none when either target lies on the path to the other.

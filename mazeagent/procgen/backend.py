@@ -2,11 +2,11 @@
 and play procgenAISC's ``rand_region`` training distribution on stock procgen.
 
 Why this exists: real procgen is the ground truth for our JAX env and the place to run the published agents on
-edited mazes. Its ``set_state`` kills the Python process on malformed bytes (spec §4.5), so every write here is
-parsed and validated first (:mod:`mazeagent.procgen.state`) and a bad edit raises ``ValueError`` instead.
+edited mazes. Its ``set_state`` kills the Python process on malformed bytes (docs/maze-spec.md §7), so every write
+here is parsed and validated first (:mod:`mazeagent.procgen.state`) and a bad edit raises ``ValueError`` instead.
 
-``rand_region=r`` follows spec §4.3 "per-episode editing": ``maze_aisc(seed)`` is ``maze(seed)`` with the cheese
-moved, so after every auto-reset the new level's cheese is moved to the square procgenAISC would have chosen
+``rand_region=r`` edits each new level (docs/maze-spec.md §6.3): ``maze_aisc(seed)`` is ``maze(seed)`` with the
+cheese moved, so after every auto-reset the new level's cheese is moved to the square procgenAISC would have chosen
 (computed by :func:`mazeagent.env.levelgen.generate_batch`), before the agent sees the level.
 """
 from __future__ import annotations
@@ -79,8 +79,9 @@ class _RegionCheese:
 
     Why the care: one generator call costs ~10 ms whatever its size (8 levels per compiled chunk), more than a whole
     procgen step. So levels are generated ahead: each call is filled up with the seeds the envs will play next
-    (procgen's seed streams are predictable, spec §1.1), and most new episodes are cache hits. The packed wall mask
-    of each level is kept to check that generator and procgen agree on the maze before any cheese is moved.
+    (procgen's seed streams are predictable, docs/maze-spec.md §1.2), and most new episodes are cache hits. The
+    packed wall mask of each level is kept to check that generator and procgen agree on the maze before any cheese
+    is moved.
     """
 
     CHUNK = 8
@@ -123,9 +124,10 @@ class ProcgenMaze:
     """``num_envs`` real procgen maze envs (``ProcgenGym3Env(env_name="maze")``) with level read/write.
 
     gym3-style: :meth:`act` then :meth:`observe` (procgen auto-resets inside ``act``); :meth:`step` does both.
-    ``seed`` is procgen's ``rand_seed``: it fixes every env's level-seed sequence (spec §1.1), so same seed, same
-    levels. ``self.env`` is the raw ``ProcgenGym3Env``; step through this class, or ``rand_region`` edits are missed.
-    ``num_threads=0`` (inline stepping) is procgen's fastest setting on a 1-2 core share (spec §6).
+    ``seed`` is procgen's ``rand_seed``: it fixes every env's level-seed sequence (docs/maze-spec.md §1.2), so same
+    seed, same levels. ``self.env`` is the raw ``ProcgenGym3Env``; step through this class, or ``rand_region`` edits
+    are missed. ``num_threads=0`` (inline stepping) is the default: worker threads only pay off with cores to spare
+    (docs/maze-spec.md §7).
     """
 
     def __init__(self, num_envs: int, seed: int, *, distribution_mode: str = "hard", rand_region: int | None = None,
@@ -260,7 +262,7 @@ class ProcgenMaze:
 
     # ------------------------------------------------------------------ rand_region
     def _apply_rand_region(self, envs: np.ndarray, initial: bool = False) -> None:
-        """Move the cheese of the levels just started in ``envs`` to procgenAISC's square (spec §4.3)."""
+        """Move the cheese of the levels just started in ``envs`` to procgenAISC's square (docs/maze-spec.md §6.3)."""
         if not initial:
             self._levels_started[envs] += 1
         states = [self.get_state(int(i)) for i in envs]

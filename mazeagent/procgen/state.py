@@ -4,7 +4,8 @@ Why a validating writer: procgen's deserializer ``fassert``s on malformed input,
 ``exit(1)`` -- it kills the whole Python process, losing everything in it. So every state we hand to procgen goes
 through :func:`validate_state` first, and a bad edit becomes a ``ValueError`` (:class:`InvalidStateError`) instead.
 
-Layout (spec §4.2; procgen 0.10.7 ``Game``/``BasicAbstractGame``/``Entity``/``Grid``/``MazeGame::serialize``):
+Layout (docs/maze-spec.md §6; procgen 0.10.7's ``serialize`` of ``Game``, ``BasicAbstractGame``, ``Entity``, ``Grid``
+and ``MazeGame``):
 native little-endian 4-byte ints and floats, strings as an int length plus raw bytes, the three ``RandGen``s as
 ``is_seeded`` plus libstdc++'s mt19937 text (624 words and the index). The ``aisc`` layout (procgenAISC master) has
 five extra option ints after ``use_sequential_levels``; both write version 0, so :func:`parse_state` tries stock
@@ -95,7 +96,7 @@ class MazeState:
     def copy(self) -> "MazeState":
         return MazeState({**self.fields}, [dict(e) for e in self.entities], self.grid.copy(), self.layout)
 
-    # Named views of the fields the suite uses (spec §4.3) --------------------------------------------------
+    # Named views of the fields the suite uses (docs/maze-spec.md §6.3) -------------------------------------
     @property
     def agent_index(self) -> int:
         """procgen's controllable agent is the LAST entity of type PLAYER (``find_entity_index``)."""
@@ -154,7 +155,7 @@ class MazeState:
 
 # --------------------------------------------------------------------------------------------- parsing
 def parse_state(data: bytes, layout: Layout | Literal["auto"] = "auto") -> MazeState:
-    """Parse ``get_state`` bytes. ``layout="auto"`` tries stock, then procgenAISC master (spec §4.2).
+    """Parse ``get_state`` bytes. ``layout="auto"`` tries stock, then procgenAISC master (docs/maze-spec.md §6.2).
 
     Raises :class:`InvalidStateError` (a ValueError) naming the problem for truncated or garbled bytes.
     """
