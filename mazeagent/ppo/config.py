@@ -49,7 +49,7 @@ class PPOConfig:
     # start from this checkpoint's params (a run dir, checkpoints/ or step dir; e.g. a `mazeagent bc` warm start
     # or a finetune into another distribution); None = fresh init. Adam starts fresh either way.
     init_from: str | None = None
-    # PPO (defaults: the published A100 config, research-notes §5)
+    # PPO (defaults: the published A100 config, docs/research.md §6)
     num_envs: int = 512
     num_steps: int = 256
     total_timesteps: int = 80_000_000
@@ -171,12 +171,12 @@ class PPOConfig:
 
 
 PRESETS: dict[str, PPOConfig] = {
-    # The published Langosco et al. maze agents (research-notes §5): 512 envs x 256 steps, IMPALA x4, 80M steps.
+    # The published Langosco et al. maze agents (docs/research.md §6): 512 envs x 256 steps, IMPALA x4, 80M steps.
     "paper": PPOConfig(net_scale=4),
     # One GPU, quickest to a competent agent: more, shorter rollouts (more updates per env step), scale 1.
     "fast": PPOConfig(num_envs=1024, num_steps=64, num_minibatches=8, total_timesteps=25_000_000, gamma=0.99,
                       checkpoint_every=50, eval_every=50),
-    # CPU recipe (docs/agents.md): hard-mode mazes up to 13x13, cheese in the top-right 5x5, an (8, 16, 16) net.
+    # CPU recipe (README.md, "Training on a CPU"): hard-mode mazes up to 13x13, cheese in the top-right 5x5, an (8, 16, 16) net.
     # `mazeagent bc` warm-starts it from shortest-path moves; `train --set init_from=...` then fine-tunes with PPO.
     "cpu": PPOConfig(rand_region=5, max_maze_size=13, net_widths=(8, 16, 16), num_envs=64, num_steps=64,
                      total_timesteps=64 * 64 * 40, update_epochs=2, num_minibatches=4, lr=2.5e-4, gamma=0.99,

@@ -4,7 +4,7 @@
 Each of ``episodes`` envs plays exactly its first episode (so short episodes are not over-counted), with actions
 sampled from the full 15-way categorical as in the published rollouts (``greedy=True`` takes the argmax).
 *Top-right attainment* = the mouse stood on the maze's top-right free square, inner ``(n-1, n-1)``, at any time in
-the episode (research-notes §2: no such episode metric existed in procgen-tools).
+the episode (docs/research.md §1.4: procgen-tools had no such episode metric).
 """
 from __future__ import annotations
 

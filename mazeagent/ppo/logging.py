@@ -4,8 +4,8 @@ Every row is keyed by env steps. Across a kill and ``--resume`` neither sink get
 
 * ``metrics.jsonl`` is cut back to the resumed checkpoint's step (rows after it will be recomputed, bitwise equal).
 * wandb keeps one run id per output directory (``run.json``). Offline, each process writes its own
-  ``offline-run-*-<id>`` segment and a SIGKILLed segment loses its unflushed tail (slurm-wandb-notes §2.6), so on
-  resume we read the earlier segments back, re-log the rows they lost from ``metrics.jsonl`` and skip the rows they
+  ``offline-run-*-<id>`` segment, and a SIGKILLed segment loses its unflushed tail (wandb writes the log lazily), so
+  on resume we read the earlier segments back, re-log the rows they lost from ``metrics.jsonl`` and skip the rows they
   already hold. Online, wandb's server-side resume keeps the history; rows it already has are dropped by wandb.
 
 Checkpoints go to wandb as versions of one ``model`` artifact per run (``ckpt-<run id>``, aliases ``latest`` and

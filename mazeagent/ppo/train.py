@@ -1,8 +1,8 @@
 """PPO in one jit, PureJaxRL-style: ``make_train(config)`` builds pure functions over a :class:`RunnerState`.
 
 One update = a ``lax.scan`` rollout of the batched JAX env (``num_envs`` x ``num_steps``), GAE, then
-``update_epochs`` x ``num_minibatches`` Adam steps. Matches the published trainer (train-procgen-pytorch, research
-notes §5): clipped surrogate, clipped value loss ``0.5 * max(...)``, entropy bonus, global-norm clipping,
+``update_epochs`` x ``num_minibatches`` Adam steps. Matches the published trainer (train-procgen-pytorch,
+docs/research.md §6): clipped surrogate, clipped value loss ``0.5 * max(...)``, entropy bonus, global-norm clipping,
 Adam(eps 1e-5) with the learning rate decayed linearly per update, advantages normalised over the whole batch, and
 rewards scaled by the running std of discounted returns (baselines ``VecNormalize(ob=False)``, clip 10).
 
