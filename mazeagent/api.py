@@ -181,7 +181,8 @@ class Agent:
 
         return vector_field(self.net, self.params, maze.mazes, 0, self.hooks)
 
-    def run_with_cache(self, maze: Maze, names: Sequence[str] | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    def run_with_cache(self, maze: Maze, names: Sequence[str] | None = None
+                       ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """``(logits (15,), {name: activation})`` for the observation with the mouse where it stands."""
         from mazeagent.env.mazes import observations
         from mazeagent.nets.hooks import run_with_cache

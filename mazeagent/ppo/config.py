@@ -176,7 +176,8 @@ PRESETS: dict[str, PPOConfig] = {
     # One GPU, quickest to a competent agent: more, shorter rollouts (more updates per env step), scale 1.
     "fast": PPOConfig(num_envs=1024, num_steps=64, num_minibatches=8, total_timesteps=25_000_000, gamma=0.99,
                       checkpoint_every=50, eval_every=50),
-    # CPU recipe (README.md, "Training on a CPU"): hard-mode mazes up to 13x13, cheese in the top-right 5x5, an (8, 16, 16) net.
+    # CPU recipe (README.md, "Training on a CPU"): hard-mode mazes up to 13x13, cheese in the top-right 5x5, an
+    # (8, 16, 16) net.
     # `mazeagent bc` warm-starts it from shortest-path moves; `train --set init_from=...` then fine-tunes with PPO.
     "cpu": PPOConfig(rand_region=5, max_maze_size=13, net_widths=(8, 16, 16), num_envs=64, num_steps=64,
                      total_timesteps=64 * 64 * 40, update_epochs=2, num_minibatches=4, lr=2.5e-4, gamma=0.99,

@@ -1,8 +1,8 @@
 """Peak-memory estimate of a PPO run, checked against the machine before anything compiles.
 
 Why: a run too big for the machine used to compile for minutes and then die inside XLA with a raw "Out of memory
-allocating 485818381976 bytes" (``train --preset fast`` on a CPU machine; README.md has the figures). The culprit is the CPU learning phase:
-its epoch/minibatch loops are unrolled (see ``Trainer.unroll_learn``) and XLA:CPU's concurrency-optimised scheduler
+allocating 485818381976 bytes" (``train --preset fast`` on a CPU machine; README.md has the figures). The culprit is
+the CPU learning phase: its epoch/minibatch loops are unrolled (see ``Trainer.unroll_learn``) and XLA:CPU's concurrency-optimised scheduler
 then keeps the forward/backward buffers of *every* unrolled minibatch step live at once, so the learning phase needs
 memory for ``update_epochs x batch`` samples instead of one minibatch (measured with ``compile().memory_analysis()``:
 tiny preset 719 MB unrolled, 110 MB with ``--xla_cpu_enable_concurrency_optimized_scheduler=false``).
