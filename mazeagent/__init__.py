@@ -1,14 +1,14 @@
 """mazeagent: a JAX experiment suite for interpretability research on procgen maze agents.
 
 ``import mazeagent as ma`` gives the notebook API (:mod:`mazeagent.api`): ``ma.load_agent``, ``ma.Maze``,
-``ma.Agent``. They load on first use, so importing the package stays cheap and imports no JAX.
+``ma.Agent``, ``ma.cheese_vector``, ``ma.plot_channel``. They load on first use, so importing the package stays cheap and imports no JAX.
 """
 from __future__ import annotations
 
 from typing import Any
 
 __version__ = "0.1.0"
-_API = ("Agent", "Maze", "load_agent")
+_API = ("Agent", "Maze", "cheese_vector", "load_agent", "plot_channel")
 __all__ = ["__version__", *_API]
 
 

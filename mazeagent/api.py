@@ -204,6 +204,45 @@ class Agent:
             self.hooks = before
 
 
+def cheese_vector(agent: Agent, maze: Maze, coeff: float = -1.0, layer: str | None = None) -> dict[str, Any]:
+    """Hooks that add ``coeff`` x this maze's cheese vector (activations with the cheese minus without, mouse at
+    its square) at ``layer`` (default ``embedder.block2.res1.resadd_out``); -1 is the published subtraction
+    (docs/research.md §4.1). Use with ``agent.patched(...)``."""
+    from mazeagent.nets.hooks import DEFAULT_LAYER
+    from probes.steering import cheese_vectors, steer
+
+    if maze.cheese is None:
+        raise ValueError("the maze has no cheese, so it has no cheese vector")
+    layer = layer or DEFAULT_LAYER
+    return steer(layer, cheese_vectors(agent.net, agent.params, maze.mazes, layer)[0], coeff)
+
+
+def plot_channel(maze: Maze, cache: Mapping[str, np.ndarray], layer: str, channel: int, ax: Any = None):
+    """Heatmap of one channel of a cached activation (``Agent.run_with_cache``) over the observation it came
+    from: the activation grid covers the whole 64x64 frame, so each cell is drawn over the pixels it sees.
+    Returns the matplotlib Figure."""
+    import matplotlib.pyplot as plt
+
+    from mazeagent.env.mazes import observations
+
+    if layer not in cache:
+        raise ValueError(f"layer {layer!r} is not in the cache (it holds {sorted(cache)}); pass it in names=")
+    acts = np.asarray(cache[layer])
+    if acts.ndim != 3:
+        raise ValueError(f"layer {layer!r} has shape {acts.shape}; a heatmap needs a spatial (H, W, C) activation")
+    if not 0 <= channel < acts.shape[-1]:
+        raise ValueError(f"channel must be in [0, {acts.shape[-1]}), got {channel}")
+    frame = np.asarray(observations(maze.mazes, np.zeros(1, np.int64)))[0]
+    fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(4.5, 4))
+    ax.imshow(frame, extent=(0, 64, 64, 0))
+    im = ax.imshow(acts[..., channel], extent=(0, 64, 64, 0), cmap="RdBu_r", alpha=0.6,
+                   vmin=-np.abs(acts[..., channel]).max(), vmax=np.abs(acts[..., channel]).max())
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    ax.set_title(f"{layer} [{channel}]", fontsize=8)
+    ax.set_xticks([]), ax.set_yticks([])
+    return fig
+
+
 def load_agent(path: str | os.PathLike | None = None) -> Agent:
     """An agent from a run directory, a checkpoint directory, a published ``.pth`` file (converted in memory with the
     safe reader, nothing executed) or, with no argument, the bundled agent."""

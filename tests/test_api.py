@@ -123,3 +123,25 @@ def test_a_published_style_pth_loads_directly(tmp_path):
     m = ma.Maze.from_seed(11)
     want = ma.Agent(net, params, cfg).act_probs(m)
     np.testing.assert_allclose(list(loaded.act_probs(m).values()), list(want.values()), atol=1e-6)
+
+
+def test_cheese_vector_patch_and_channel_heatmap(agent):
+    """Subtracting a maze's own cheese vector at the start makes the agent see the maze as if without cheese (the
+    vector is exactly that difference, so at the start square the patched logits equal the cheeseless ones)."""
+    layer = "embedder.block2.res1.resadd_out"
+    m = ma.Maze.from_seed(5)
+    without = agent.run_with_cache(m.without_cheese(), [layer])[0]
+    with agent.patched(ma.cheese_vector(agent, m, coeff=-1.0, layer=layer)):
+        patched, cache = agent.run_with_cache(m, [layer])
+    np.testing.assert_allclose(patched, without, atol=1e-4)
+    plain, cache = agent.run_with_cache(m, [layer])
+    assert np.abs(plain - without).max() > 1e-3  # the cheese matters to this net, so the check above has teeth
+    fig = ma.plot_channel(m, cache, layer, 3)
+    heat = fig.axes[0].get_images()[1].get_array()
+    np.testing.assert_allclose(np.asarray(heat), cache[layer][..., 3])
+    with pytest.raises(ValueError, match="not in the cache"):
+        ma.plot_channel(m, cache, "embedder.block3.res1.resadd_out", 0)
+    with pytest.raises(ValueError, match="channel must be"):
+        ma.plot_channel(m, cache, layer, 999)
+    with pytest.raises(ValueError, match="no cheese"):
+        ma.cheese_vector(agent, m.without_cheese())
