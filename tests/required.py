@@ -18,7 +18,8 @@ SWITCH = "MAZEAGENT_REQUIRE_ALL"
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 # where a module's reference comes from, for the failure message
 INSTALL = {"procgen": "make setup (requirements/nodeps.txt: procgen-mirror, gym3)",
-           "torch": "make setup-test (requirements/test.txt)"}
+           "torch": "make setup-test (requirements/test.txt)",
+           "nbclient": "make setup-test (requirements/test.txt)"}
 
 
 def required_coverage() -> bool:
