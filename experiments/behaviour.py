@@ -3,7 +3,7 @@
 
 Conventions. The primary horizon is 256 steps (the published statistics); 500 (procgen's timeout) is reported too.
 B1's "the two quadrants away from the top-right" has several defensible readings (:data:`B1_READINGS`); each is
-reported and B1 resolves only when they agree. Quadrants exclude the centre row/column (geometry.quadrant). The
+reported and B1 resolves only when they agree. Quadrants exclude the centre row/column (landmarks.quadrant). The
 factor statistics keep mazes with a decision square and the cheese outside the top-right 5×5 region.
 """
 from __future__ import annotations
@@ -15,7 +15,8 @@ import numpy as np
 from experiments import published, stats, verdicts
 from experiments.report import Report, Section, fmt, pyplot
 from experiments.rollouts import HORIZONS
-from mazeagent.maze.geometry import PREDICTION_FACTORS, QUADRANTS
+from mazeagent.maze.geometry import PREDICTION_FACTORS
+from mazeagent.maze.landmarks import QUADRANTS
 
 PRIMARY = 256
 OUTCOMES = ("cheese", "top_right", "region", "neither")

@@ -48,7 +48,7 @@ def net_query(policy: ValuePolicy, mazes: Mazes, key: Any) -> Query:
 def conformity_at(mazes: Mazes, m_idx: np.ndarray, squares: np.ndarray, query: Query) -> dict[str, np.ndarray]:
     """Per queried (maze, square): does the argmax move go to the value-maximising open neighbour, and the
     probability on that move. Only the queried squares and their open neighbours are evaluated."""
-    from mazeagent.maze.geometry import DELTAS
+    from mazeagent.maze.paths import DELTAS
 
     m_idx, squares = np.asarray(m_idx), np.asarray(squares, np.int32)
     walls = mazes.batch.walls
@@ -67,7 +67,7 @@ def conformity_at(mazes: Mazes, m_idx: np.ndarray, squares: np.ndarray, query: Q
     nb_keys = (m_idx[:, None].astype(np.int64) * W + r) * W + c
     nb_val = np.where(open_, values[np.searchsorted(uniq, nb_keys).clip(0, len(uniq) - 1)], -np.inf)
     nb_val = np.where(is_cheese, np.inf, nb_val)
-    best = nb_val.argmax(axis=1)  # geometry's MOVES order = the first four policy groups
+    best = nb_val.argmax(axis=1)  # paths.MOVES order = the first four policy groups
     own = logits[inv[:len(m_idx)]]
     greedy = ACTION_TO_GROUP[np.argmax(own, axis=1)]
     p = grouped_probs(own)

@@ -3,7 +3,7 @@ square, from the policy's 15→5 grouped distribution (procgen-tools ``vfield_st
 
 The mouse is placed on the decision square facing left (its facing at the start of every episode), with the cheese
 in place. "Toward the cheese" / "toward the top-right" = the first move of the shortest path from the decision
-square to that target (geometry.next_step_towards); the two differ by definition of the decision square.
+square to that target (paths.next_step_towards); the two differ by definition of the decision square.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from mazeagent.maze.batch import Mazes
 
 def probs_at_decision(policy: Policy, mazes: Mazes, idx: np.ndarray, key) -> dict[str, np.ndarray]:
     """Per maze in ``idx`` (each must have a decision square): grouped probabilities and the three classes."""
-    from mazeagent.maze.geometry import next_step_towards
+    from mazeagent.maze.paths import next_step_towards
     from mazeagent.maze.level import LevelBatch
 
     g = mazes.geometry

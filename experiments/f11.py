@@ -21,8 +21,9 @@ def lengthen_edit(level: Level) -> tuple[Level, float, float] | None:
     the longest new route, keeping the mouse, cheese, top-right square and decision square where they are (so every
     Euclidean distance is fixed). Returns ``(edited level, old steps, new steps)`` or None if no such edit exists."""
     from mazeagent.maze import edit
-    from mazeagent.maze.geometry import analyse, step_distances
+    from mazeagent.maze.geometry import analyse
     from mazeagent.maze.level import LevelBatch, inner_to_world
+    from mazeagent.maze.paths import step_distances
 
     g = analyse(LevelBatch.stack([level]))
     ds = g.decision_square[0]

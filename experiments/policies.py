@@ -97,7 +97,8 @@ def uniform_policy() -> Policy:
 
 def oracle_policy(target: str = "cheese") -> Policy:
     """Takes the first move of the shortest path to the cheese (or the ``"top_right"`` square); stays there."""
-    from mazeagent.maze.geometry import next_step_towards, top_right_square
+    from mazeagent.maze.landmarks import top_right_square
+    from mazeagent.maze.paths import next_step_towards
 
     if target not in ("cheese", "top_right"):
         raise ValueError(f"oracle target must be 'cheese' or 'top_right', got {target!r}")

@@ -15,7 +15,7 @@ import numpy as np
 from experiments.report import Section
 from experiments.stats import bootstrap_ci
 from mazeagent.maze.batch import Mazes
-from mazeagent.maze.geometry import next_step_towards, shortest_paths
+from mazeagent.maze.paths import next_step_towards, shortest_paths
 from mazeagent.maze.level import world_to_activation
 from mazeagent.nets.hooks import DEFAULT_LAYER
 from probes import channels as CH

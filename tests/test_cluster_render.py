@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 
 from mazeagent.cli import build_parser, main
-from mazeagent.cluster import submit as S
+from mazeagent.cluster import sbatch as B, submit as S
 from mazeagent.cluster.status import format_report, sync_globs
 from mazeagent.ppo.config import make_config
 
-LIB = S.template_dir() / "lib" / "job.sh"
+LIB = B.template_dir() / "lib" / "job.sh"
 
 
 def _bash_ok(script: str, tmp_path: Path) -> None:
@@ -33,42 +33,42 @@ def _sbatch_options(script: str) -> list[str]:
 # ---- primitives -------------------------------------------------------------------------------------------------
 def test_render_fills_fields_and_drops_empty_optional_lines():
     text = "a={{x}}\n{{opt}}\nb={{x}}{{y}}\n"
-    assert S.render(text, {"x": "1", "opt": "", "y": "2"}) == "a=1\nb=12\n"
-    assert S.render(text, {"x": "1", "opt": "#SBATCH --qos=hi", "y": ""}) == "a=1\n#SBATCH --qos=hi\nb=1\n"
+    assert B.render(text, {"x": "1", "opt": "", "y": "2"}) == "a=1\nb=12\n"
+    assert B.render(text, {"x": "1", "opt": "#SBATCH --qos=hi", "y": ""}) == "a=1\n#SBATCH --qos=hi\nb=1\n"
     with pytest.raises(ValueError, match=r"missing: \['y'\]"):
-        S.render(text, {"x": "1", "opt": ""})
+        B.render(text, {"x": "1", "opt": ""})
     with pytest.raises(ValueError, match=r"unknown: \['z'\]"):
-        S.render(text, {"x": "1", "opt": "", "y": "", "z": "3"})
+        B.render(text, {"x": "1", "opt": "", "y": "", "z": "3"})
 
 
 @pytest.mark.parametrize("spec,seconds", [("90", 5400), ("1:30", 90), ("4:00:00", 14400), ("1-12", 129600),
                                           ("2-0:30", 174600), ("0-0:0:45", 45)])
 def test_parse_time(spec, seconds):
-    assert S.parse_time(spec) == seconds
+    assert B.parse_time(spec) == seconds
 
 
 @pytest.mark.parametrize("spec", ["", "abc", "1:2:3:4", "0", "-5", "1h"])
 def test_parse_time_rejects(spec):
     with pytest.raises(ValueError, match="time limit"):
-        S.parse_time(spec)
+        B.parse_time(spec)
 
 
 @pytest.mark.parametrize("spec,ids", [("0-3", [0, 1, 2, 3]), ("1,5,3", [1, 3, 5]), ("0-30:10", [0, 10, 20, 30]),
                                       ("0-3%2", [0, 1, 2, 3]), ("7", [7]), ("0-2,2-4", [0, 1, 2, 3, 4])])
 def test_parse_array_spec(spec, ids):
-    assert S.parse_array_spec(spec) == ids
+    assert B.parse_array_spec(spec) == ids
 
 
 @pytest.mark.parametrize("spec", ["", "a-b", "3-1", "0-4:0", "1,,2", "0-3%0", "0-3%x", "-1", "0-999999999", "1.5"])
 def test_parse_array_spec_rejects(spec):
     with pytest.raises(ValueError, match="invalid array spec"):
-        S.parse_array_spec(spec)
+        B.parse_array_spec(spec)
 
 
 def test_parse_grid_is_the_cartesian_product_first_axis_slowest():
-    pts = S.parse_grid(["rand_region=1..3", "seed=0,7"])
+    pts = B.parse_grid(["rand_region=1..3", "seed=0,7"])
     assert pts == [{"rand_region": r, "seed": s} for r in ("1", "2", "3") for s in ("0", "7")]
-    assert S.parse_grid(["lr=3e-4"]) == [{"lr": "3e-4"}]
+    assert B.parse_grid(["lr=3e-4"]) == [{"lr": "3e-4"}]
 
 
 @pytest.mark.parametrize("axes,msg", [([], "at least one"), (["seed"], "KEY=V1"), (["seed=3..1"], "empty range"),
@@ -76,12 +76,12 @@ def test_parse_grid_is_the_cartesian_product_first_axis_slowest():
                                       (["seed=1", "seed=2"], "twice")])
 def test_parse_grid_rejects(axes, msg):
     with pytest.raises(ValueError, match=msg):
-        S.parse_grid(axes)
+        B.parse_grid(axes)
 
 
 # ---- rendered scripts -------------------------------------------------------------------------------------------
 def test_train_script_has_the_sbatch_lines_a_cluster_user_expects(tmp_path):
-    res = S.Resources(time="2:00:00", cpus_per_task=6, signal_lead_s=120)
+    res = B.Resources(time="2:00:00", cpus_per_task=6, signal_lead_s=120)
     plan = S.plan_train("tiny", tmp_path / "run", ["lr=3e-4"], seed=4, resources=res)
     (job,) = plan.jobs
     opts = _sbatch_options(job.script)
@@ -97,7 +97,7 @@ def test_train_script_has_the_sbatch_lines_a_cluster_user_expects(tmp_path):
 
 
 def test_optional_lines_for_gpu_partition_account(tmp_path):
-    res = S.Resources(gpus=2, gpu_type="a100", partition="gpu", account="interp", qos="high", mem="64G",
+    res = B.Resources(gpus=2, gpu_type="a100", partition="gpu", account="interp", qos="high", mem="64G",
                       constraint="h100|a100".replace("|", ","), extra=("--exclusive",))
     opts = _sbatch_options(S.plan_train("tiny", tmp_path / "r", resources=res).jobs[0].script)
     for line in ("--gres=gpu:a100:2", "--partition=gpu", "--account=interp", "--qos=high", "--mem=64G",
@@ -119,7 +119,7 @@ def test_sweep_tasks_reach_the_trainer_parser_with_their_own_config(tmp_path, mo
     monkeypatch.setattr(sys, "executable", str(_fake_python(tmp_path)))
     out = tmp_path / "sweep"
     plan = S.plan_sweep("tiny", out, ["rand_region=none,2", "seed=0,1"], ["lr=1e-3"], max_parallel=2,
-                        wandb=S.WandbOptions(tags=("paper-repro",)))
+                        wandb=B.WandbOptions(tags=("paper-repro",)))
     (job,) = plan.jobs
     assert "--array=0-3%2" in _sbatch_options(job.script)
     assert [t["task"] for t in plan.tasks] == [0, 1, 2, 3] and len({t["out"] for t in plan.tasks}) == 4

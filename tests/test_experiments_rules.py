@@ -8,7 +8,8 @@ import pytest
 from experiments import behaviour, conformity, published, stats, verdicts
 from experiments.report import Report
 from experiments.verdicts import CONTRADICTED, INCONCLUSIVE, NOT_DEMONSTRATED, SUPPORTED
-from mazeagent.maze.geometry import PREDICTION_FACTORS, QUADRANTS
+from mazeagent.maze.geometry import PREDICTION_FACTORS
+from mazeagent.maze.landmarks import QUADRANTS
 
 FAST = stats.StatsConfig(n_splits=12, n_boot=40, seed=0)
 F = PREDICTION_FACTORS
@@ -94,7 +95,7 @@ def test_u1_covers_every_decision_square_with_a_known_success_rate(tmp_path):
     U1 must equal that share over *all* mazes with a decision square, not over the small U2/U3 sample."""
     from experiments.policies import group_logits
     from mazeagent.env.mazes import generate_mazes
-    from mazeagent.maze.geometry import next_step_towards, step_distances
+    from mazeagent.maze.paths import next_step_towards, step_distances
     from mazeagent.nets import GROUP_NAMES
 
     mazes = generate_mazes(80, seed=3)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from mazeagent.maze import geometry as G
+from mazeagent.maze import geometry as G, landmarks as L, paths as P
 from mazeagent.maze.level import Level, LevelBatch, inner_to_world, margin
 
 
@@ -53,7 +53,7 @@ def test_known_answers_l_maze():
         "steps_decision_square_top_right_region": 6, "euclid_decision_square_top_right_region": np.hypot(2, 4),
         "taxi_cheese_top_right": 6, "steps_mouse_cheese": 6, "steps_mouse_top_right": 12,
         "cheese_path_divergence": 2, "cheese_up_right_reachable": 1, "mouse_dist_left_wall": 0,
-        "cheese_quadrant": G.QUADRANTS.index("top_left"), "euclid_cheese_top_right_quadrant": 2,
+        "cheese_quadrant": L.QUADRANTS.index("top_left"), "euclid_cheese_top_right_quadrant": 2,
         "cheese_in_top_right_region": 0, "cheese_coord_norm": np.hypot(13, 11), "maze_size": 7,
     }
     for k, v in expected.items():
@@ -110,14 +110,14 @@ def test_tie_breaking_in_a_maze_with_a_cycle():
     M . C
     """)
     b = LevelBatch.stack([lv])
-    tr = G.top_right_square(b)
-    paths, lengths = G.shortest_paths(b.walls, b.mouse, tr)
+    tr = L.top_right_square(b)
+    paths, lengths = P.shortest_paths(b.walls, b.mouse, tr)
     assert lengths[0] == 4
     # walking back from the top-right square, the predecessor is the first closer neighbour in MOVES order: left
     assert [inner(lv, sq) for sq in paths[0, :5]] == [(0, 0), (1, 0), (2, 0), (2, 1), (2, 2)]
-    moves = G.next_step_towards(b, tr)[0]
+    moves = P.next_step_towards(b, tr)[0]
     m = margin(3)
-    assert G.MOVES[moves[m, m]] == "up"  # up and right both help; "up" comes first in MOVES
+    assert P.MOVES[moves[m, m]] == "up"  # up and right both help; "up" comes first in MOVES
     assert moves[m + 2, m + 2] == -1 and moves[m + 1, m + 1] == -1  # target and wall
     assert inner(lv, G.decision_square(b)[0]) == (0, 0)  # cheese path goes right, top-right path goes up
 
@@ -135,7 +135,7 @@ def test_unreachable_cheese_and_closed_top_right():
                    mouse=(0, 0), cheese=(4, 2))
     fc = one(closed)
     assert np.isnan(fc["euclid_cheese_top_right"]) and np.isnan(fc["steps_mouse_top_right"])
-    assert G.top_right_square(LevelBatch.stack([closed]))[0, 0] == -1
+    assert L.top_right_square(LevelBatch.stack([closed]))[0, 0] == -1
 
 
 def test_region_is_clipped_for_small_mazes():
@@ -144,10 +144,10 @@ def test_region_is_clipped_for_small_mazes():
     . # .
     M . C
     """)
-    region = G.top_right_region(LevelBatch.stack([lv]), 5)[0]
+    region = L.top_right_region(LevelBatch.stack([lv]), 5)[0]
     assert region.sum() == 9  # the whole 3x3 maze, no wrap-around
     with pytest.raises(ValueError, match="region size"):
-        G.top_right_region(LevelBatch.stack([lv]), 0)
+        L.top_right_region(LevelBatch.stack([lv]), 0)
 
 
 def test_path_divergence_map_and_stepwise_consistency():
@@ -214,15 +214,15 @@ def test_properties_on_random_mazes(seed, extra):
     f = G.factors(b)
     g = G.analyse(b)
     ds = g.decision_square
-    tr = G.top_right_square(b)
-    paths_c, len_c = G.shortest_paths(b.walls, b.mouse, b.cheese)
-    paths_t, len_t = G.shortest_paths(b.walls, b.mouse, tr)
+    tr = L.top_right_square(b)
+    paths_c, len_c = P.shortest_paths(b.walls, b.mouse, b.cheese)
+    paths_t, len_t = P.shortest_paths(b.walls, b.mouse, tr)
     for i, lv in enumerate(levels):
         walls = b.walls[i]
         d_mouse = bfs(walls, b.mouse[i])
         d_tr = bfs(walls, tr[i])
         # BFS distances agree with the plain BFS everywhere
-        dm = G.step_distances(b.walls[i:i + 1], b.mouse[i:i + 1])[0]
+        dm = P.step_distances(b.walls[i:i + 1], b.mouse[i:i + 1])[0]
         assert {tuple(int(v) for v in sq): int(dm[tuple(sq)]) for sq in np.argwhere(dm >= 0)} == d_mouse
         # paths are valid: start at the mouse, end at the target, adjacent open squares, BFS length
         for paths, lengths, target in ((paths_c, len_c, b.cheese[i]), (paths_t, len_t, tr[i])):
@@ -254,14 +254,14 @@ def test_properties_on_random_mazes(seed, extra):
         off = len({tuple(s) for s in paths_c[i, :len_c[i] + 1]} - {tuple(s) for s in paths_t[i, :len_t[i] + 1]})
         assert f["cheese_path_divergence"][i] == off == g.path_divergence_map()[i][tuple(b.cheese[i])]
         # next_step_towards: one move closer to the cheese from every reachable square
-        moves = G.next_step_towards(b, b.cheese)[i]
+        moves = P.next_step_towards(b, b.cheese)[i]
         d_c = bfs(walls, b.cheese[i])
         for sq, d in d_c.items():
             if d > 0:
-                nxt = tuple(np.array(sq) + G.DELTAS[moves[sq]])
+                nxt = tuple(np.array(sq) + P.DELTAS[moves[sq]])
                 assert d_c[nxt] == d - 1
         # up/right reachability matches a monotone-path search
-        ur = G.up_right_reachable(b.walls[i:i + 1], b.mouse[i:i + 1])[0]
+        ur = L.up_right_reachable(b.walls[i:i + 1], b.mouse[i:i + 1])[0]
         cr, cc = b.cheese[i]
         mr, mc = b.mouse[i]
         sub = ~walls[mr:cr + 1, mc:cc + 1] if cr >= mr and cc >= mc else np.zeros((0, 0), bool)

@@ -70,7 +70,7 @@ def _check_samples(d, rows) -> None:
 def test_demonstration_squares_and_labels_match_an_independent_bfs():
     """Every (square, label) drawn is an open non-cheese square whose labelled move goes one step closer."""
     from mazeagent.env.levelgen import generate_batch
-    from mazeagent.maze.geometry import next_step_towards
+    from mazeagent.maze.paths import next_step_towards
 
     rng = np.random.default_rng(1)
     g = generate_batch(bc.training_seeds(BC_ENV, 5, rng), rand_region=BC_ENV.rand_region)

@@ -8,7 +8,7 @@ import pytest
 
 from experiments.report import Report
 from mazeagent.env.mazes import generate_mazes, observations
-from mazeagent.maze.geometry import next_step_towards, shortest_paths
+from mazeagent.maze.paths import next_step_towards, shortest_paths
 from mazeagent.maze.level import world_to_activation
 from mazeagent.nets import ImpalaCNN
 from probes import exp_paths as P

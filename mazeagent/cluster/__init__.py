@@ -6,6 +6,7 @@ recorded submission back. Preemption safety lives in ``slurm/lib/job.sh`` (USR1 
 trainer's ``--resume``.
 """
 # (``submit()`` itself stays in :mod:`mazeagent.cluster.submit`: re-exporting it would shadow that module's name.)
-from mazeagent.cluster.submit import Plan, Resources, WandbOptions, plan_study, plan_sweep, plan_train
+from mazeagent.cluster.sbatch import Resources, WandbOptions
+from mazeagent.cluster.submit import Plan, plan_study, plan_sweep, plan_train
 
 __all__ = ["Plan", "Resources", "WandbOptions", "plan_train", "plan_sweep", "plan_study"]

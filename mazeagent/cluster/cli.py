@@ -1,5 +1,5 @@
 """``mazeagent submit train|sweep|study`` and ``mazeagent status`` (Slurm). Parsing only; the work is in
-:mod:`mazeagent.cluster.submit` and :mod:`mazeagent.cluster.status`."""
+:mod:`mazeagent.cluster.sbatch`, :mod:`mazeagent.cluster.submit` and :mod:`mazeagent.cluster.status`."""
 from __future__ import annotations
 
 import argparse
@@ -85,7 +85,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _resources(args: argparse.Namespace, **kw):
-    from mazeagent.cluster.submit import Resources
+    from mazeagent.cluster.sbatch import Resources
 
     return Resources(time=args.time, cpus_per_task=args.cpus, mem=args.mem, gpus=args.gpus, gpu_type=args.gpu_type,
                      partition=args.partition, account=args.account, qos=args.qos, constraint=args.constraint,
@@ -94,6 +94,7 @@ def _resources(args: argparse.Namespace, **kw):
 
 def _submit(args: argparse.Namespace) -> int:
     from mazeagent.cluster import submit as S
+    from mazeagent.cluster.sbatch import WandbOptions
 
     if args.kind == "study":
         plan = S.plan_study(args.checkpoint, args.mazes, args.out, args.shards, seed=args.seed,
@@ -101,8 +102,8 @@ def _submit(args: argparse.Namespace) -> int:
                             max_parallel=args.max_parallel)
     else:
         res = _resources(args, signal_lead_s=args.signal_lead, max_restarts=args.max_restarts)
-        wandb = S.WandbOptions(mode=args.wandb_mode, project=args.wandb_project, entity=args.wandb_entity,
-                               group=args.wandb_group, tags=tuple(args.tags))
+        wandb = WandbOptions(mode=args.wandb_mode, project=args.wandb_project, entity=args.wandb_entity,
+                             group=args.wandb_group, tags=tuple(args.tags))
         if args.kind == "train":
             plan = S.plan_train(args.preset, args.out, args.overrides, seed=args.seed, resources=res, wandb=wandb,
                                 name=args.name)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mazeagent.maze.geometry import MazeGeometry, analyse, margins
+from mazeagent.maze.geometry import MazeGeometry, analyse
+from mazeagent.maze.landmarks import margins
 from mazeagent.maze.level import Level, LevelBatch
 
 # symbol -> meaning, in drawing priority (earlier wins on a square)

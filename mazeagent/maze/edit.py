@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mazeagent.maze.geometry import step_distances
+from mazeagent.maze.paths import step_distances
 from mazeagent.maze.level import Level, Square
 
 

@@ -92,7 +92,7 @@ def _training_mazes(config: PPOConfig, n_mazes: int, rng: np.random.Generator, s
     """Fresh training mazes and their expert: ``(levels, moves)``, moves (B, W, W) = the shortest path's first move
     group to the cheese, -1 on walls and at the cheese."""
     from mazeagent.env.levelgen import generate_batch
-    from mazeagent.maze.geometry import next_step_towards
+    from mazeagent.maze.paths import next_step_towards
 
     _check_env(config)
     g = generate_batch(training_seeds(config, n_mazes, rng, size_power), rand_region=config.rand_region, progress=False)
