@@ -22,6 +22,7 @@ import numpy as np
 from mazeagent.maze.batch import Mazes
 from mazeagent.maze.level import LevelBatch
 from mazeagent.nets import ACTION_GROUPS, GROUP_NAMES
+from mazeagent.nets.hooked import HookedImpala
 
 NOOP = GROUP_NAMES.index("noop")
 
@@ -128,32 +129,23 @@ def host_mesh() -> Any:
 
 @dataclass(frozen=True)
 class NetPolicy:
-    """A network as a policy; :meth:`logits_value` also gives the value head (update-rule conformity)."""
+    """A network as a policy; :meth:`logits_value` also gives the value head (update-rule conformity).
+
+    Batches run at their own size (the rollout engine already pads them to a few sizes), spread over the host
+    devices when there are several (``mazeagent study`` asks XLA for two) and the batch divides evenly. Per-frame
+    results equal one device's to float rounding; for the scale-1 net on our CPU they are bitwise equal."""
 
     net: Any
     params: Any
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "_apply", jax.jit(self.net.apply))
-        object.__setattr__(self, "_mesh", host_mesh())
-        object.__setattr__(self, "_replicated", None)
-
-    def _inputs(self, obs: jax.Array) -> tuple[Any, jax.Array]:
-        """Spread the batch over the host devices when there are several (``mazeagent study`` asks XLA for two) and
-        it divides evenly. Per-frame results equal one device's to float rounding (XLA may block a conv differently
-        for a smaller batch); for the scale-1 net on our CPU they are bitwise equal."""
-        if self._mesh is None or obs.shape[0] % self._mesh.size:
-            return self.params, obs
-        from jax.sharding import NamedSharding, PartitionSpec
-
-        if self._replicated is None:  # replicate once, not on every call
-            object.__setattr__(self, "_replicated",
-                               jax.device_put(self.params, NamedSharding(self._mesh, PartitionSpec())))
-        return self._replicated, jax.device_put(obs, NamedSharding(self._mesh, PartitionSpec("batch")))
+    @cached_property
+    def model(self) -> HookedImpala:
+        """The network as a hooked model (for activations of the very policy that was played)."""
+        return HookedImpala(self.net, self.params, pad=False, mesh=host_mesh())
 
     def apply(self, obs: jax.Array) -> tuple[jax.Array, jax.Array]:
         """``(logits, values)`` of frames ``obs`` (B, 64, 64, 3)."""
-        return self._apply(*self._inputs(obs))
+        return self.model(obs)
 
     def __call__(self, states: States, key: jax.Array) -> jax.Array:
         return self.apply(states.obs)[0]

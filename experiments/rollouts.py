@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.policies import NOOP, Policy, States, ValuePolicy
+from mazeagent.batching import bucket, pad_rows, pad_to_bucket
 from mazeagent.env.mazes import renderers, static_frames
 from mazeagent.maze.batch import Mazes
 from mazeagent.maze.level import SPACE, TIMEOUT, WALL, WORLD
@@ -36,14 +37,11 @@ from mazeagent.nets import ACTION_TO_GROUP, group_probs
 HORIZONS = (256, 500)
 GROUP_ACTION = np.array([1, 3, 5, 7, 4], np.int32)  # a procgen action in each group (left, down, up, right, noop)
 EVAL_BATCH = 256  # policy batch: on CPU as efficient per frame as 1024, and it caps the padding waste
+MIN_BATCH = 16  # smallest padded batch (policy calls, moves, table writes): few compiled shapes
 MOVE_CHARS = "LDURN"  # per group, for the tidy table's ``actions`` string
 
 
 # ------------------------------------------------------------------------------------------ policy evaluation
-
-def _bucket(n: int, cap: int) -> int:
-    return min(cap, max(16, 1 << (max(n, 1) - 1).bit_length()))
-
 
 def evaluate(policy: Policy, mazes: Mazes, idx: np.ndarray, squares: np.ndarray, reflected: np.ndarray,
              key: jax.Array, with_value: bool = False, frames: Callable[[], jax.Array] | None = None,
@@ -64,9 +62,8 @@ def evaluate(policy: Policy, mazes: Mazes, idx: np.ndarray, squares: np.ndarray,
     logits, values = [], []
     for s in range(0, len(idx), max_batch):
         k = len(idx[s:s + max_batch])
-        pad = _bucket(k, max_batch) - k
-        p, m, sq, rf = (np.pad(a[s:s + max_batch], [(0, pad)] + [(0, 0)] * (a.ndim - 1))
-                        for a in (pos, idx, squares, reflected))
+        size = bucket(k, MIN_BATCH, max_batch)
+        p, m, sq, rf = (pad_rows(a[s:s + max_batch], size) for a in (pos, idx, squares, reflected))
         states = States(mazes, m, sq, rf,
                         lambda p=p, sq=sq, rf=rf: compose(frames()[p], jnp.asarray(sq), jnp.asarray(rf)))
         if with_value:
@@ -83,8 +80,7 @@ def evaluate(policy: Policy, mazes: Mazes, idx: np.ndarray, squares: np.ndarray,
 def grouped_probs(logits: np.ndarray) -> np.ndarray:
     """:func:`mazeagent.nets.group_probs` on host logits, padded to a bucket size so few shapes compile."""
     k = len(logits)
-    pad = _bucket(k, 1 << 30) - k
-    return np.asarray(group_probs(jnp.asarray(np.pad(np.asarray(logits, np.float32), ((0, pad), (0, 0))))))[:k]
+    return np.asarray(group_probs(jnp.asarray(pad_to_bucket(np.asarray(logits, np.float32), MIN_BATCH))))[:k]
 
 
 def move(walls: jax.Array, pos: jax.Array, reflected: jax.Array, group: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -104,9 +100,8 @@ def move_host(walls: np.ndarray, pos: np.ndarray, reflected: np.ndarray, group: 
               ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`move` on host arrays, padded to a bucket size so few shapes compile."""
     k = len(pos)
-    pad = _bucket(k, 1 << 30) - k
-    p, r = _move_jit(*(jnp.asarray(np.pad(np.asarray(a), [(0, pad)] + [(0, 0)] * (np.ndim(a) - 1)))
-                       for a in (walls, pos, reflected, group)))
+    size = bucket(k, MIN_BATCH)
+    p, r = _move_jit(*(jnp.asarray(pad_rows(np.asarray(a), size)) for a in (walls, pos, reflected, group)))
     return np.asarray(p)[:k], np.asarray(r)[:k]
 
 
@@ -187,7 +182,7 @@ def _chunk(policy: Policy, mazes: Mazes, idx: np.ndarray, cfg: RolloutConfig, ke
     """Play the mazes ``idx``; the batch is padded (with finished dummy episodes) to few distinct sizes so the
     jitted loop compiles once per size."""
     n_real = len(idx)
-    idx = np.concatenate([idx, np.full(_bucket(n_real, cfg.chunk) - n_real, idx[0])])
+    idx = pad_rows(idx, bucket(n_real, MIN_BATCH, cfg.chunk), fill="first")
     g = mazes.geometry
     M, W, H = len(idx), mazes.grid.shape[-1], cfg.horizon
     S = W * W * 2
@@ -221,15 +216,10 @@ def _chunk(policy: Policy, mazes: Mazes, idx: np.ndarray, cfg: RolloutConfig, ke
         lg, _ = evaluate(policy, mazes, idx[q_rows], q_pos, q_ref, key, frames=frames, frame_rows=q_rows)
         known[q_rows, sidx] = True
         lp = np.log(np.maximum(grouped_probs(lg), 1e-30)).astype(np.float32)
+        new = (q_rows, sidx, lp, ACTION_TO_GROUP[np.argmax(lg, -1)])  # padded by repeats: idempotent scatters
         logp, best, known_dev = _fill(logp, best, known_dev,
-                                      *_padded(q_rows, sidx, lp, ACTION_TO_GROUP[np.argmax(lg, -1)]))
+                                      *(jnp.asarray(pad_to_bucket(a, MIN_BATCH, fill="last")) for a in new))
         counters["policy_evals"] += len(q_rows)
-
-
-def _padded(*arrays: np.ndarray) -> list[jax.Array]:
-    """Pad along axis 0 to the bucket size by repeating the last row (idempotent for scatters)."""
-    pad = _bucket(len(arrays[0]), 1 << 30) - len(arrays[0])
-    return [jnp.asarray(np.pad(a, [(0, pad)] + [(0, 0)] * (a.ndim - 1), mode="edge")) for a in arrays]
 
 
 @functools.partial(jax.jit, donate_argnums=(0, 1, 2))
@@ -241,7 +231,7 @@ def _fill(logp, best, known, rows, sidx, lp, bg):
 def _with_neighbours(rows, pos, ref, walls, known, W, fill_to: int | None = None):
     """The pending states first, then (to fill the padded policy batch) unknown states one move away."""
     M = len(rows)
-    cap = fill_to or (_bucket(M, EVAL_BATCH) if M <= EVAL_BATCH else -(-M // EVAL_BATCH) * EVAL_BATCH)
+    cap = fill_to or (bucket(M, MIN_BATCH, EVAL_BATCH) if M <= EVAL_BATCH else -(-M // EVAL_BATCH) * EVAL_BATCH)
     cand_r, cand_p, cand_f = [rows], [pos], [ref]
     for g in range(4):
         p2, f2 = move_host(walls[rows], pos, ref, np.full(M, g))

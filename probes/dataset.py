@@ -10,7 +10,6 @@ Large datasets stream: activations are computed in chunks and, given ``out_dir``
 """
 from __future__ import annotations
 
-import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,20 +21,17 @@ import numpy as np
 from mazeagent.env.mazes import observations
 from mazeagent.maze.batch import Mazes
 from mazeagent.maze.level import CHEESE, WORLD, world_to_activation
-from mazeagent.nets.hooks import check_names, run_with_cache
+from mazeagent.nets.hooked import HookedImpala
+from mazeagent.nets.hooks import check_names
 
 POSITIONS = ("start", "decision", "all")
 
 
-@functools.lru_cache(maxsize=None)
-def _capture_fn(net: Any, names: tuple[str, ...]):
-    return jax.jit(lambda p, o: run_with_cache(net, p, o, names)[1])
-
-
 def capture(net: Any, params: Any, obs: jax.Array, names: Iterable[str]) -> dict[str, np.ndarray]:
-    """NHWC activations at hook ``names`` as host arrays (compiled once per net, names and batch size)."""
-    names = tuple(check_names(names))
-    return {k: np.asarray(v) for k, v in _capture_fn(net, names)(params, obs).items()}
+    """NHWC activations at hook ``names`` as host arrays (compiled once per net, names and batch size: batches run
+    at their own size, :func:`collect` pads its chunks)."""
+    _, cache = HookedImpala(net, params, pad=False).run_with_cache(obs, check_names(names))
+    return {k: np.asarray(v) for k, v in cache.items()}
 
 
 def positions(mazes: Mazes, where: str) -> tuple[np.ndarray, np.ndarray]:

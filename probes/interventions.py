@@ -1,17 +1,18 @@
 """Composable activation interventions, as pytrees, for ``run_with_hooks`` and for rollouts.
 
-Every intervention is a ``flax.struct`` dataclass with ``__call__(x) -> x`` on an NHWC activation ``(B, H, W, C)``
-(or a vector layer ``(B, D)``). Because they are pytrees, a hooks dict ``{hook_name: intervention}`` is an ordinary
-*argument* of the jitted forward pass (:func:`hooked_apply`): a new steering vector, channel subset or clamp target
-reuses the compiled function instead of recompiling, which is what makes sweeps over coefficients, mazes and targets
-cheap. Parameters may carry a leading batch axis aligned with the observations (one vector / mask per example), so
-per-maze patches (:class:`HookedPolicy` with ``per_maze``) evaluate in one call.
+Every intervention is a ``flax.struct`` dataclass with the hook signature ``__call__(x, point) -> x`` on an NHWC
+activation ``(B, H, W, C)`` (or a vector layer ``(B, D)``). Because they are pytrees, the arrays of a hooks dict
+``{hook_name: intervention}`` are ordinary *arguments* of the compiled forward pass
+(:class:`mazeagent.nets.hooked.HookedImpala`): a new steering vector, channel subset or clamp target reuses the
+compiled function instead of recompiling, which is what makes sweeps over coefficients, mazes and targets cheap.
+Parameters may carry a leading batch axis aligned with the observations (one vector / mask per example), so per-maze
+patches (:class:`HookedPolicy` with ``per_maze``) evaluate in one call. ``point`` (the hook's name and arguments,
+:class:`mazeagent.nets.HookPoint`) is unused here: an intervention does the same wherever it is placed.
 
 Channel indices are the published ones (NCHW channel ``c`` is NHWC ``[..., c]``, see :mod:`mazeagent.nets.hooks`).
 """
 from __future__ import annotations
 
-import functools
 from typing import Any, Mapping
 
 import jax
@@ -20,14 +21,16 @@ import numpy as np
 from flax import struct
 
 from experiments.policies import States
-from mazeagent.nets.hooks import check_names, hook_shapes, run_with_hooks
+from mazeagent.nets.hooked import HookedImpala
+from mazeagent.nets.hooks import check_names, hook_shapes
+from mazeagent.nets.impala import HookPoint
 
 
 @struct.dataclass
 class Identity:
     """Changes nothing (a control, and the unit of :class:`Compose`)."""
 
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, point: HookPoint) -> jax.Array:
         return x
 
 
@@ -38,7 +41,7 @@ class AddVector:
     vector: jax.Array
     coeff: jax.Array = 1.0
 
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, point: HookPoint) -> jax.Array:
         return x + jnp.asarray(self.coeff, x.dtype) * jnp.asarray(self.vector, x.dtype)
 
 
@@ -52,7 +55,7 @@ class SetMasked:
     mask: jax.Array
     values: jax.Array
 
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, point: HookPoint) -> jax.Array:
         return jnp.where(self.mask, jnp.asarray(self.values, x.dtype), x)
 
     @property
@@ -71,7 +74,7 @@ class ClampCell:
     cells: jax.Array
     value: jax.Array
 
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, point: HookPoint) -> jax.Array:
         h, w = x.shape[1:3]
         at = ((jnp.arange(h)[None, :, None] == self.cells[:, 0, None, None])
               & (jnp.arange(w)[None, None, :] == self.cells[:, 1, None, None]))
@@ -86,7 +89,7 @@ class Multiply:
     pos: jax.Array
     neg: jax.Array
 
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, point: HookPoint) -> jax.Array:
         return x * jnp.where(x > 0, self.pos, self.neg).astype(x.dtype)
 
 
@@ -96,9 +99,9 @@ class Compose:
 
     parts: tuple
 
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def __call__(self, x: jax.Array, point: HookPoint) -> jax.Array:
         for p in self.parts:
-            x = p(x)
+            x = p(x, point)
         return x
 
 
@@ -218,39 +221,12 @@ def resample_donors(cheese: np.ndarray, same: bool, seed: int = 0) -> np.ndarray
     return donors
 
 
-# --------------------------------------------------------------------------------------------- forward passes
-
-@functools.lru_cache(maxsize=None)
-def _jitted(net: Any):
-    return jax.jit(lambda params, obs, hooks: run_with_hooks(net, params, obs, hooks))
-
-
-def hooked_apply(net: Any, params: Any, obs: jax.Array, hooks: Mapping[str, Any] | None = None
-                 ) -> tuple[jax.Array, jax.Array]:
-    """``(logits, value)`` with interventions applied; compiled once per net and hooks *structure*."""
-    hooks = dict(hooks or {})
-    check_names(hooks)
-    return _jitted(net)(params, obs, hooks)
-
+# ---------------------------------------------------------------------------------------------- hooked policy
 
 def layer_shape(net: Any, name: str) -> tuple[int, ...]:
     """One example's NHWC shape at hook ``name`` for this net."""
     check_names([name])
     return hook_shapes(widths=net.channel_widths)[name]
-
-
-def padded_apply(net: Any, params: Any, obs: jax.Array, hooks: Mapping[str, Any] | None = None,
-                 per_row: bool = False, min_batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`hooked_apply` on a batch padded to a power of two (>= ``min_batch``), so the many batch sizes of a
-    rollout reuse a handful of compilations. ``per_row``: hook leaves carry a leading batch axis, padded too."""
-    b = int(obs.shape[0])
-    size = max(min_batch, 1 << (max(b, 1) - 1).bit_length())
-    pad = lambda a: jnp.pad(jnp.asarray(a), [(0, size - b)] + [(0, 0)] * (jnp.ndim(a) - 1))  # noqa: E731
-    hooks = dict(hooks or {})
-    if per_row:
-        hooks = jax.tree.map(pad, hooks)
-    logits, value = hooked_apply(net, params, pad(obs), hooks)
-    return np.asarray(logits)[:b], np.asarray(value)[:b]
 
 
 @struct.dataclass
@@ -278,8 +254,11 @@ class HookedPolicy:
                              f"{int(states.maze.max())} was queried")
         return jax.tree.map(lambda a: a[states.maze], self.hooks)  # gathers only the queried rows
 
-    def __call__(self, states: States, key: jax.Array) -> np.ndarray:
-        return padded_apply(self.net, self.params, states.obs, self._hooks(states), per_row=self.per_maze)[0]
-
     def logits_value(self, states: States) -> tuple[np.ndarray, np.ndarray]:
-        return padded_apply(self.net, self.params, states.obs, self._hooks(states), per_row=self.per_maze)
+        # batches padded to a power of two >= 64: the many batch sizes of a rollout reuse a few compilations
+        model = HookedImpala(self.net, self.params, min_batch=64, max_batch=None)
+        logits, value = model.run_with_hooks(states.obs, self._hooks(states), per_row=self.per_maze)
+        return np.asarray(logits), np.asarray(value)
+
+    def __call__(self, states: States, key: jax.Array) -> np.ndarray:
+        return self.logits_value(states)[0]

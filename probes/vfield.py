@@ -11,14 +11,14 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
+from mazeagent.batching import pad_rows
 from mazeagent.env.mazes import observations
 from mazeagent.maze.batch import Mazes
 from mazeagent.maze.level import CHEESE, WORLD
 from mazeagent.nets.actions import group_probs
-from probes.interventions import hooked_apply
+from mazeagent.nets.hooked import HookedImpala
 
 
 @dataclass(frozen=True)
@@ -55,18 +55,16 @@ def field_probs(net: Any, params: Any, mazes: Mazes, idx: np.ndarray, squares: n
 
     ``per_row=True``: every leaf of ``hooks`` has a leading axis of N (one intervention per row)."""
     idx, squares = np.asarray(idx), np.asarray(squares)
+    model = HookedImpala(net, params, pad=False)  # padded here, to multiples of 64
     out = []
     for s in range(0, len(idx), max_batch):
         k = len(idx[s:s + max_batch])
         size = min(max_batch, -(-k // 64) * 64)  # few compiled shapes, little padding
-        pad = size - k
-        obs = observations(mazes, np.pad(idx[s:s + max_batch], (0, pad)),
-                           np.pad(squares[s:s + max_batch], ((0, pad), (0, 0))))
-        h = hooks
+        obs = observations(mazes, pad_rows(idx[s:s + max_batch], size), pad_rows(squares[s:s + max_batch], size))
+        h = dict(hooks or {})
         if per_row:
-            h = jax.tree.map(lambda a: jnp.asarray(np.pad(np.asarray(a)[s:s + max_batch],
-                                                          [(0, pad)] + [(0, 0)] * (np.ndim(a) - 1))), dict(hooks))
-        logits, _ = hooked_apply(net, params, obs, h)
+            h = jax.tree.map(lambda a: pad_rows(np.asarray(a)[s:s + max_batch], size), h)
+        logits, _ = model.run_with_hooks(obs, h)
         out.append(np.asarray(group_probs(logits))[:k])
     return np.concatenate(out) if out else np.zeros((0, 5), np.float32)
 

@@ -145,7 +145,7 @@ from mazeagent.env.mazes import generate_mazes
 from mazeagent.nets import ImpalaCNN
 net = ImpalaCNN(widths=(4, 8, 8))
 policy = NetPolicy(net, net.init(jax.random.PRNGKey(0), np.zeros((1, 64, 64, 3), np.uint8)))
-assert (policy._mesh is not None) == (jax.device_count() == 2)
+assert (policy.model.mesh is not None) == (jax.device_count() == 2)
 ro = rollout(policy, generate_mazes(40, seed=3), RolloutConfig(seed=1, chunk=32), progress=False)
 obs = np.random.default_rng(0).integers(0, 256, (48, 64, 64, 3), dtype=np.uint8)  # 48: split; 47: one device
 lg, v = policy.apply(obs)

@@ -6,9 +6,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from mazeagent.nets import (ACTION_GROUPS, DEFAULT_LAYER, GROUP_NAMES, HOOK_NAMES, ImpalaCNN, group_probs,
-                            hook_shapes, nchw_hook, num_params, run_with_cache, run_with_hooks, to_nchw)
+from flax import struct
+
+from mazeagent.nets import (ACTION_GROUPS, DEFAULT_LAYER, GROUP_NAMES, HOOK_NAMES, HookedImpala, HookPoint, ImpalaCNN,
+                            group_probs, hook_shapes, nchw_hook, num_params, run_with_cache, run_with_hooks, to_nchw)
+from mazeagent.nets.hooked import _compiled, _split
 from mazeagent.nets.impala import HookContext, ImpalaBlock, ResidualBlock
+
+zero_hook = lambda x, _: jnp.zeros_like(x)  # noqa: E731
 
 
 def maze_observations(n: int, seed: int = 0) -> np.ndarray:
@@ -114,7 +119,7 @@ def test_init_follows_published_trainer(fresh):
 def test_identity_hooks_change_nothing(small, obs):
     net, params = small
     ref = jax.jit(net.apply)(params, obs)
-    out = jax.jit(lambda p, o: run_with_hooks(net, p, o, {n: (lambda x: x) for n in HOOK_NAMES}))(params, obs)
+    out = jax.jit(lambda p, o: run_with_hooks(net, p, o, {n: (lambda x, _: x) for n in HOOK_NAMES}))(params, obs)
     for a, b in zip(ref, out, strict=True):
         np.testing.assert_array_equal(a, b)
 
@@ -122,7 +127,7 @@ def test_identity_hooks_change_nothing(small, obs):
 def test_zeroing_hook_equals_rest_of_network_on_zeros(small, obs):
     net, params = small
     p = params["params"]
-    zero = {DEFAULT_LAYER: jnp.zeros_like}
+    zero = {DEFAULT_LAYER: zero_hook}
     logits, value = run_with_hooks(net, params, obs, zero)
     # the rest of the network, run module by module on a zero block2.res1 output
     hk = HookContext()
@@ -135,7 +140,7 @@ def test_zeroing_hook_equals_rest_of_network_on_zeros(small, obs):
     np.testing.assert_allclose(value, (h @ p["fc_value"]["kernel"] + p["fc_value"]["bias"])[:, 0], atol=1e-5)
     assert np.ptp(np.asarray(logits), axis=0).max() == 0  # the input no longer matters
     # zeroing the last hidden layer leaves only the head biases
-    logits, value = run_with_hooks(net, params, obs, {"embedder.relufc_out": jnp.zeros_like})
+    logits, value = run_with_hooks(net, params, obs, {"embedder.relufc_out": zero_hook})
     np.testing.assert_array_equal(logits, np.broadcast_to(p["fc_policy"]["bias"], (len(obs), 15)))
     np.testing.assert_array_equal(value, np.broadcast_to(p["fc_value"]["bias"][0], (len(obs),)))
     assert not np.allclose(logits, net.apply(params, obs)[0])
@@ -146,24 +151,24 @@ def test_hooks_inside_jit_and_vmap_with_traced_args(small, obs):
     name = "embedder.block2.res1.conv1_out"
     patch = jax.random.normal(jax.random.key(5), (len(obs), 32))  # one channel vector per example
     # closure over a batch of patches ...
-    closed = run_with_hooks(net, params, obs, {name: lambda x: x + patch[:, None, None, :]})
+    closed = run_with_hooks(net, params, obs, {name: lambda x, _: x + patch[:, None, None, :]})
     # ... equals hooks built once, reading a traced per-example argument under vmap + jit
-    hooks = {name: lambda x, v: x + v}
+    hooks = {name: lambda x, point: x + point.args}
     f = jax.jit(jax.vmap(lambda o, v: run_with_hooks(net, params, o, hooks, hook_args=v)))
     vmapped = f(obs, patch)
     np.testing.assert_allclose(vmapped[0], closed[0], atol=1e-5)
     np.testing.assert_allclose(vmapped[1], closed[1], atol=1e-5)
     assert not np.allclose(closed[0], net.apply(params, obs)[0], atol=1e-3)
     # capture sees the edited value, and only what was asked for
-    _, cache = jax.jit(lambda o: run_with_cache(net, params, o, names=[name], hooks={name: jnp.zeros_like}))(obs)
+    _, cache = jax.jit(lambda o: run_with_cache(net, params, o, names=[name], hooks={name: zero_hook}))(obs)
     assert list(cache) == [name] and not np.any(cache[name])
 
 
 def test_nchw_hook_indexes_the_same_channel(small, obs):
     net, params = small
     name = "embedder.block2.res1.resadd_out"
-    nchw = nchw_hook(lambda a: a.at[:, 7].set(0.0))
-    nhwc = lambda x: x.at[..., 7].set(0.0)  # noqa: E731
+    nchw = nchw_hook(lambda a, _: a.at[:, 7].set(0.0))
+    nhwc = lambda x, _: x.at[..., 7].set(0.0)  # noqa: E731
     (l1, _), c1 = run_with_cache(net, params, obs, names=[name], hooks={name: nchw})
     (l2, _), c2 = run_with_cache(net, params, obs, names=[name], hooks={name: nhwc})
     np.testing.assert_array_equal(l1, l2)
@@ -174,11 +179,11 @@ def test_nchw_hook_indexes_the_same_channel(small, obs):
 def test_bad_input_errors(small, obs):
     net, params = small
     with pytest.raises(ValueError, match="did you mean 'embedder.block2.res1.resadd_out'"):
-        run_with_hooks(net, params, obs, {"embedder.block2.res1.resadd": lambda x: x})
+        run_with_hooks(net, params, obs, {"embedder.block2.res1.resadd": lambda x, _: x})
     with pytest.raises(ValueError, match="unknown hook name"):
         run_with_cache(net, params, obs, names=["blocks.0.hook_resid_pre"])
     with pytest.raises(ValueError, match="must return shape"):
-        run_with_hooks(net, params, obs, {DEFAULT_LAYER: lambda x: x[..., :3]})
+        run_with_hooks(net, params, obs, {DEFAULT_LAYER: lambda x, _: x[..., :3]})
     with pytest.raises(ValueError, match="obs must be"):
         net.apply(params, obs[:, :32])
     with pytest.raises(ValueError, match="dtype"):
@@ -187,6 +192,98 @@ def test_bad_input_errors(small, obs):
         ImpalaCNN(scale=0)
     with pytest.raises(ValueError, match="layout"):
         hook_shapes(1, "CHWN")
+
+
+# The hand-written table hook names and shapes used to be (before they were derived by jax.eval_shape), kept as an
+# independent reference for the derivation.
+def _handwritten_shapes(scale: int = 1, layout: str = "NHWC", widths=None) -> dict[str, tuple[int, ...]]:
+    labels = ("relu1_out", "conv1_out", "relu2_out", "conv2_out", "resadd_out")
+    widths = tuple(w * scale for w in (16, 32, 32)) if widths is None else tuple(widths)
+    shapes, c_in, side = {"embedder.block1.conv_in0": (64, 64, 3)}, 3, 64
+    for b, c in enumerate(widths, start=1):
+        p = f"embedder.block{b}"
+        shapes[f"{p}.conv_out"] = (side, side, c)
+        side //= 2
+        for name in [f"{p}.maxpool_out"] + [f"{p}.res{r}.{lab}" for r in (1, 2) for lab in labels]:
+            shapes[name] = (side, side, c)
+        c_in = c
+    shapes["embedder.relu3_out"] = (side, side, c_in)
+    shapes["embedder.flatten_out"] = (side * side * c_in,)
+    shapes["embedder.fc_out"] = shapes["embedder.relufc_out"] = (256,)
+    shapes["fc_policy_out"], shapes["fc_value_out"] = (15,), (1,)
+    if layout == "NCHW":
+        shapes = {k: ((v[2], v[0], v[1]) if len(v) == 3 else v) for k, v in shapes.items()}
+    return shapes
+
+
+def test_derived_hook_names_and_shapes_match_the_handwritten_table():
+    assert list(HOOK_NAMES) == list(_handwritten_shapes())  # forward order
+    for kw in ({"scale": 1}, {"scale": 4}, {"widths": (8, 16, 16)}):
+        for layout in ("NHWC", "NCHW"):
+            want = _handwritten_shapes(layout=layout, **kw)
+            assert list(hook_shapes(layout=layout, **kw).items()) == list(want.items())
+
+
+@struct.dataclass
+class _Add:
+    """A hook that is a pytree: its array is an argument of the compiled function, not a constant."""
+
+    v: jax.Array
+
+    def __call__(self, x: jax.Array, point: HookPoint) -> jax.Array:
+        return x + self.v
+
+
+def test_hooked_impala_matches_the_functional_api(small, obs):
+    net, params = small
+    model = HookedImpala(net, params)
+    assert model.hook_names == HOOK_NAMES and model.hook_shapes == hook_shapes(1)
+    (logits, value), cache = run_with_cache(net, params, obs)
+    (l2, v2), c2 = model.run_with_cache(obs)  # 3 frames, padded to 16
+    assert list(c2) == list(HOOK_NAMES) and l2.shape == (3, 15) and v2.shape == (3,)
+    np.testing.assert_allclose(l2, logits, atol=1e-5)
+    np.testing.assert_allclose(c2[DEFAULT_LAYER], cache[DEFAULT_LAYER], atol=1e-5)
+    _, res = model.run_with_cache(obs, names=lambda n: n.startswith("embedder.block3.res2"))
+    assert list(res) == [n for n in HOOK_NAMES if n.startswith("embedder.block3.res2")] and len(res) == 5
+    (l1, v1), c1 = model.run_with_cache(obs[1], names=[DEFAULT_LAYER])  # one frame
+    assert l1.shape == (15,) and v1.shape == () and c1[DEFAULT_LAYER].shape == (16, 16, 32)
+    np.testing.assert_allclose(l1, logits[1], atol=1e-5)
+    np.testing.assert_allclose(model(obs)[0], logits, atol=1e-5)
+    sliced = HookedImpala(net, params, min_batch=1, max_batch=2).run_with_cache(obs, [DEFAULT_LAYER])  # 2 + 1 (2)
+    np.testing.assert_allclose(sliced[0][0], logits, atol=1e-5)
+    np.testing.assert_allclose(sliced[1][DEFAULT_LAYER], cache[DEFAULT_LAYER], atol=1e-5)
+    exact = HookedImpala(net, params, pad=False).run_with_hooks(obs, {})
+    np.testing.assert_array_equal(exact[0], jax.jit(net.apply)(params, obs)[0])
+
+
+def test_hooked_impala_reuses_one_compile_across_hook_values_and_batch_sizes(small, obs):
+    net, params = small
+    model = HookedImpala(net, params)
+    name = "embedder.block2.res1.conv1_out"
+    seen = []
+    for k, c in ((3, 0.5), (2, -1.0), (1, 2.0)):  # every batch pads to 16
+        vec = jnp.full((32,), c, jnp.float32)
+        lg, _ = model.run_with_hooks(obs[:k], {name: _Add(vec)})
+        want = run_with_hooks(net, params, obs[:k], {name: lambda x, _, vec=vec: x + vec})[0]
+        np.testing.assert_allclose(lg, want, atol=1e-5)
+        seen.append(np.asarray(lg))
+    assert not np.allclose(seen[0][0], seen[1][0], atol=1e-4)  # the values did reach the compiled function
+    treedef, statics, _ = _split({name: _Add(jnp.zeros(32))})
+    assert _compiled(net, None, treedef, statics)._cache_size() == 1
+    per_row = model.run_with_hooks(obs, {name: _Add(jnp.asarray(np.eye(3, 32), jnp.float32)[:, None, None])},
+                                   per_row=True)[0]
+    for k in range(3):
+        one = model.run_with_hooks(obs[k:k + 1], {name: _Add(jnp.asarray(np.eye(3, 32)[k], jnp.float32))})[0]
+        np.testing.assert_allclose(per_row[k], one[0], atol=1e-5)
+
+
+def test_one_hook_function_learns_which_point_it_is_at(small, obs):
+    net, params = small
+    names = ["embedder.block1.conv_out", "embedder.fc_out"]
+    seen = []
+    record = lambda x, point: (seen.append(point.name), x)[1]  # noqa: E731
+    run_with_hooks(net, params, obs, dict.fromkeys(names, record))
+    assert seen == names  # forward order, each with its own name
 
 
 def test_action_groups_and_group_probs():

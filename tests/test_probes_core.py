@@ -7,7 +7,7 @@ import pytest
 
 from mazeagent.env.mazes import generate_mazes, observations
 from mazeagent.maze.level import world_to_activation
-from mazeagent.nets import ImpalaCNN, run_with_cache
+from mazeagent.nets import HookedImpala, HookPoint, ImpalaCNN, run_with_cache
 from probes import channels as CH
 from probes import dataset as D
 from probes import interventions as I
@@ -74,7 +74,7 @@ def test_identity_and_zero_coefficient_change_nothing(net_params, mazes):
     shape = I.layer_shape(net, LAYER)
     for hooks in ({LAYER: I.Identity()}, {LAYER: I.AddVector(np.ones(shape), 0.0)},
                   {name: I.Identity() for name in ("embedder.block1.conv_out", "fc_policy_out")}):
-        lg, v = I.hooked_apply(net, params, obs, hooks)
+        lg, v = HookedImpala(net, params, pad=False).run_with_hooks(obs, hooks)  # same batch: bitwise
         np.testing.assert_array_equal(np.asarray(lg), np.asarray(logits))
         np.testing.assert_array_equal(np.asarray(v), np.asarray(value))
 
@@ -104,17 +104,18 @@ def test_ablations_multiply_budget_and_composition(net_params, mazes):
     _, base = run_with_cache(net, params, obs, [LAYER])
     x = np.asarray(base[LAYER])
     shape = x.shape[1:]
-    z = np.asarray(I.zero_ablation([1, 2], shape)(jnp.asarray(x)))
+    at = HookPoint(LAYER)
+    z = np.asarray(I.zero_ablation([1, 2], shape)(jnp.asarray(x), at))
     assert (z[..., [1, 2]] == 0).all() and (z[..., 0] == x[..., 0]).all()
-    m = np.asarray(I.mean_ablation([3], x)(jnp.asarray(x)))
+    m = np.asarray(I.mean_ablation([3], x)(jnp.asarray(x), at))
     np.testing.assert_allclose(m[..., 3], np.broadcast_to(x[..., 3].mean(0), m[..., 3].shape), rtol=1e-6)
     donors = x[::-1]
-    r = np.asarray(I.resample_ablation([0], donors)(jnp.asarray(x)))
+    r = np.asarray(I.resample_ablation([0], donors)(jnp.asarray(x), at))
     np.testing.assert_array_equal(r[..., 0], donors[..., 0])
-    mul = np.asarray(I.multiply([2], shape[-1], pos=2.0, neg=0.0)(jnp.asarray(x)))
+    mul = np.asarray(I.multiply([2], shape[-1], pos=2.0, neg=0.0)(jnp.asarray(x), at))
     np.testing.assert_allclose(mul[..., 2], np.where(x[..., 2] > 0, 2 * x[..., 2], 0), rtol=1e-6)
     both = I.compose_hooks({LAYER: I.AddVector(np.ones(shape), 1.0)}, {LAYER: I.zero_ablation([0], shape)})
-    y = np.asarray(both[LAYER](jnp.asarray(x)))
+    y = np.asarray(both[LAYER](jnp.asarray(x), at))
     assert (y[..., 0] == 0).all() and np.allclose(y[..., 1], x[..., 1] + 1)
     mask = I.budget_mask(np.array([7, 3]), (5, 5), 3, shape)
     assert mask.sum() == 3 and mask[5, 5, 7] and mask[5, 5, 3]
@@ -209,8 +210,9 @@ def test_per_maze_policy_applies_each_mazes_own_patch(net_params, mazes):
     idx = np.array([2, 0, 2, 5])
     sq = mazes.mouse[idx]
     got, _ = evaluate(pol, mazes, idx, sq, np.zeros(4, bool), jax.random.PRNGKey(0))
+    model = HookedImpala(net, params)
     for k, i in enumerate(idx):
-        want = I.padded_apply(net, params, observations(mazes, [i]), {LAYER: I.AddVector(vecs[i], 3.0)})[0]
+        want = model.run_with_hooks(observations(mazes, [i]), {LAYER: I.AddVector(vecs[i], 3.0)})[0]
         np.testing.assert_allclose(got[k], want[0], atol=1e-5)
     plain, _ = evaluate(I.HookedPolicy(net, params, {}), mazes, idx, sq, np.zeros(4, bool), jax.random.PRNGKey(0))
     assert np.abs(got - plain).max() > 1e-3  # the patch does something

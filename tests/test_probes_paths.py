@@ -10,7 +10,7 @@ from experiments.report import Report
 from mazeagent.env.mazes import generate_mazes, observations
 from mazeagent.maze.paths import next_step_towards, shortest_paths
 from mazeagent.maze.level import world_to_activation
-from mazeagent.nets import ImpalaCNN
+from mazeagent.nets import HookedImpala, ImpalaCNN
 from probes import exp_paths as P
 from probes import interventions as I
 from probes import vfield as V
@@ -48,9 +48,10 @@ def test_cell_clamp_matches_the_plain_clamp(study):
     cells = world_to_activation(mz.cheese, shape[0])
     chans = np.zeros((2, shape[-1]), bool)
     chans[:, [1, 5]] = True
-    per_row = I.hooked_apply(study.net, study.params, obs, {LAYER: I.ClampCell(chans, cells, np.full(2, 3.0))})[0]
+    model = HookedImpala(study.net, study.params, pad=False)
+    per_row = model.run_with_hooks(obs, {LAYER: I.ClampCell(chans, cells, np.full(2, 3.0))})[0]
     for k in range(2):
-        one = I.hooked_apply(study.net, study.params, obs[k:k + 1], {LAYER: I.clamp([1, 5], cells[k], 3.0, shape)})[0]
+        one = model.run_with_hooks(obs[k:k + 1], {LAYER: I.clamp([1, 5], cells[k], 3.0, shape)})[0]
         np.testing.assert_allclose(np.asarray(per_row)[k], np.asarray(one)[0], atol=1e-5)
 
 

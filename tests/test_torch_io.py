@@ -74,7 +74,7 @@ def test_channel_55_is_channel_55(obs):
     net = ImpalaCNN(4)
     (_, _), cache = run_with_cache(net, params, obs[:1], names=[name])
     np.testing.assert_allclose(cache[name][..., 55], acts[name][:, 55].numpy(), atol=1e-4, rtol=0)
-    logits, _ = run_with_hooks(net, params, obs[:1], {name: nchw_hook(lambda a: a.at[:, 55].set(0.0))})
+    logits, _ = run_with_hooks(net, params, obs[:1], {name: nchw_hook(lambda a, _: a.at[:, 55].set(0.0))})
     np.testing.assert_allclose(logits, logits_t.numpy(), atol=1e-4, rtol=0)
     assert np.abs(logits_t.numpy() - run_with_labels(policy, obs[:1])[0].numpy()).max() > 1e-5  # edit mattered
 

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from mazeagent.batching import pad_to_bucket
 from mazeagent.env.levelgen import INT32_MAX, GeneratedLevels, check_max_maze_size, generate_batch, maze_sizes
 from mazeagent.env.render import composite_mouse, load_tables, render_static
 from mazeagent.maze.batch import Mazes
@@ -77,18 +78,10 @@ def observations(mazes: Mazes, idx: np.ndarray, squares: np.ndarray | None = Non
     squares = mazes.mouse[idx] if squares is None else np.asarray(squares)
     reflected = np.zeros(len(idx), bool) if reflected is None else np.asarray(reflected, bool)
     uniq, inv = np.unique(idx, return_inverse=True)
-    frames = static_frames(mazes, pad_pow2(uniq, 8))  # padded sizes: few compilations of the renderers
+    # padded (repeating a valid first row) to powers of two: few compilations of the renderers
+    frames = static_frames(mazes, pad_to_bucket(uniq, 8, fill="first"))
     _, compose = renderers()
     b = len(idx)
-    out = compose(frames[jnp.asarray(pad_pow2(inv, 16))], jnp.asarray(pad_pow2(squares, 16), jnp.int32),
-                  jnp.asarray(pad_pow2(reflected, 16)))
+    pad = lambda a: pad_to_bucket(np.asarray(a), 16, fill="first")  # noqa: E731
+    out = compose(frames[jnp.asarray(pad(inv))], jnp.asarray(pad(squares), jnp.int32), jnp.asarray(pad(reflected)))
     return out[:b]
-
-
-def pad_pow2(a: np.ndarray, minimum: int) -> np.ndarray:
-    """``a`` padded along axis 0 (repeating its first row) to a power of two >= ``minimum``."""
-    a = np.asarray(a)
-    size = max(minimum, 1 << (max(len(a), 1) - 1).bit_length())
-    if not len(a):
-        return np.zeros((size, *a.shape[1:]), a.dtype)
-    return np.concatenate([a, np.repeat(a[:1], size - len(a), 0)])

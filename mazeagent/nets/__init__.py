@@ -1,4 +1,5 @@
-"""The IMPALA-CNN policy, its named activations (capture/replace), action grouping and torch checkpoint I/O.
+"""The IMPALA-CNN policy, its named activations (capture/replace, the hooked model ``HookedImpala``), action
+grouping and torch checkpoint I/O.
 
 Names load on first use (jax/flax are heavy), so ``mazeagent --help`` and ``mazeagent.nets.cli`` stay fast.
 """
@@ -9,9 +10,10 @@ from typing import Any
 
 _EXPORTS = {
     "mazeagent.nets.actions": ("ACTION_GROUPS", "ACTION_TO_GROUP", "GROUP_DELTAS", "GROUP_NAMES", "group_probs"),
+    "mazeagent.nets.hooked": ("HookedImpala",),
     "mazeagent.nets.hooks": ("DEFAULT_LAYER", "HOOK_NAMES", "check_names", "from_nchw", "hook_shapes", "nchw_hook",
-                             "run_with_cache", "run_with_hooks", "to_nchw"),
-    "mazeagent.nets.impala": ("ImpalaCNN", "num_params"),
+                             "run_with_cache", "run_with_hooks", "select_names", "to_nchw"),
+    "mazeagent.nets.impala": ("HookPoint", "ImpalaCNN", "num_params"),
     "mazeagent.nets.torch_io": ("CheckpointError", "load_torch_checkpoint", "save_torch_checkpoint"),
 }
 _WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}

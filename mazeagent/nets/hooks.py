@@ -11,29 +11,44 @@ flatten order; ``fc_value_out`` is ``(B, 1)`` as published.
 from __future__ import annotations
 
 import difflib
-from typing import Any, Callable, Iterable, Mapping
+import functools
+from typing import Any, Callable, Iterable, Mapping, Union
 
 import jax
 import jax.numpy as jnp
 
-from mazeagent.nets.impala import BASE_WIDTHS, HIDDEN, NUM_ACTIONS, HookContext, ImpalaCNN
+from mazeagent.nets.impala import BASE_WIDTHS, OBS_SHAPE, HookContext, HookPoint, ImpalaCNN
 
-_RES_LABELS = ("relu1_out", "conv1_out", "relu2_out", "conv2_out", "resadd_out")
-
-
-def _names() -> tuple[str, ...]:
-    names = ["embedder.block1.conv_in0"]  # circrl labels first-seen inputs only: the observation
-    for b in (1, 2, 3):
-        p = f"embedder.block{b}"
-        names += [f"{p}.conv_out", f"{p}.maxpool_out"]
-        names += [f"{p}.res{r}.{lab}" for r in (1, 2) for lab in _RES_LABELS]
-    names += ["embedder.relu3_out", "embedder.flatten_out", "embedder.fc_out", "embedder.relufc_out",
-              "fc_policy_out", "fc_value_out"]
-    return tuple(names)
-
-
-HOOK_NAMES: tuple[str, ...] = _names()  # in forward order; 43 hook points
 DEFAULT_LAYER = "embedder.block2.res1.resadd_out"  # the layer the published probing/steering work uses
+Hook = Callable[[jax.Array, HookPoint], Any]
+Names = Union[None, Iterable[str], Callable[[str], bool]]  # all, a list, or a filter on the name
+
+
+@functools.cache
+def _derived(widths: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+    """Hook name -> one example's NHWC shape, in forward order, read off an abstract capture-everything forward
+    pass (``jax.eval_shape``: nothing is computed), so names and shapes cannot drift from the module."""
+    net = ImpalaCNN(widths=widths)
+    order: list[str] = []
+
+    def forward(obs: jax.Array) -> dict[str, jax.Array]:
+        params = net.init(jax.random.key(0), obs)
+        _, state = net.apply(params, obs, HookContext(capture_all=True), mutable=["intermediates"])
+        flat = _flatten(state["intermediates"])
+        order.extend(flat)  # sow order is forward order; eval_shape's output dict would be sorted
+        return flat
+
+    shapes = jax.eval_shape(forward, jax.ShapeDtypeStruct((1, *OBS_SHAPE), jnp.uint8))
+    return {name: tuple(shapes[name].shape[1:]) for name in order}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "HOOK_NAMES":  # derived on first use: importing this module traces nothing
+        return tuple(_derived(BASE_WIDTHS))
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+HOOK_NAMES: tuple[str, ...]  # in forward order; 43 hook points
 
 
 def hook_shapes(scale: int = 1, layout: str = "NHWC",
@@ -43,45 +58,41 @@ def hook_shapes(scale: int = 1, layout: str = "NHWC",
     ``BASE_WIDTHS x scale`` for nets built with explicit widths."""
     if layout not in ("NHWC", "NCHW"):
         raise ValueError(f"layout must be 'NHWC' or 'NCHW', got {layout!r}")
-    widths = tuple(w * scale for w in BASE_WIDTHS) if widths is None else tuple(widths)
-    shapes: dict[str, tuple[int, ...]] = {}
-    c_in, side = 3, 64
-    shapes["embedder.block1.conv_in0"] = (side, side, c_in)
-    for b, c in enumerate(widths, start=1):
-        p = f"embedder.block{b}"
-        shapes[f"{p}.conv_out"] = (side, side, c)
-        side //= 2
-        for name in [f"{p}.maxpool_out"] + [f"{p}.res{r}.{lab}" for r in (1, 2) for lab in _RES_LABELS]:
-            shapes[name] = (side, side, c)
-        c_in = c
-    shapes["embedder.relu3_out"] = (side, side, c_in)
-    shapes["embedder.flatten_out"] = (side * side * c_in,)
-    shapes["embedder.fc_out"] = shapes["embedder.relufc_out"] = (HIDDEN,)
-    shapes["fc_policy_out"] = (NUM_ACTIONS,)
-    shapes["fc_value_out"] = (1,)
+    shapes = _derived(tuple(w * scale for w in BASE_WIDTHS) if widths is None else tuple(widths))
     if layout == "NCHW":
-        shapes = {k: ((v[2], v[0], v[1]) if len(v) == 3 else v) for k, v in shapes.items()}
-    return {k: shapes[k] for k in HOOK_NAMES}
+        return {k: ((v[2], v[0], v[1]) if len(v) == 3 else v) for k, v in shapes.items()}
+    return dict(shapes)
 
 
 def check_names(names: Iterable[str]) -> list[str]:
     """Raise a ValueError naming the closest valid hook for any unknown name."""
     names = list(names)
+    valid = tuple(_derived(BASE_WIDTHS))
     for n in names:
-        if n not in HOOK_NAMES:
-            close = difflib.get_close_matches(str(n), HOOK_NAMES, n=3)
+        if n not in valid:
+            close = difflib.get_close_matches(str(n), valid, n=3)
             hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else "; see mazeagent.nets.HOOK_NAMES"
             raise ValueError(f"unknown hook name {n!r}{hint}")
     return names
 
 
-def run_with_cache(net: ImpalaCNN, params: Any, obs: jax.Array, names: Iterable[str] | None = None,
-                   hooks: Mapping[str, Callable[..., Any]] | None = None, hook_args: Any = None,
+def select_names(names: Names = None) -> tuple[str, ...]:
+    """Hook names to capture: all (None), the given ones (checked), or those a filter ``names(name)`` accepts."""
+    if names is None:
+        return tuple(_derived(BASE_WIDTHS))
+    if callable(names):
+        return tuple(n for n in _derived(BASE_WIDTHS) if names(n))
+    return tuple(check_names(names))
+
+
+def run_with_cache(net: ImpalaCNN, params: Any, obs: jax.Array, names: Names = None,
+                   hooks: Mapping[str, Hook] | None = None, hook_args: Any = None,
                    ) -> tuple[tuple[jax.Array, jax.Array], dict[str, jax.Array]]:
-    """Forward pass returning ``((logits, value), cache)``; ``cache[name]`` is the NHWC activation (all
-    :data:`HOOK_NAMES` when ``names`` is None). Optional ``hooks`` edit activations first (the cache then holds the
-    edited values). Under ``jit``, activations nobody reads are never materialised."""
-    wanted = HOOK_NAMES if names is None else tuple(check_names(names))
+    """Forward pass returning ``((logits, value), cache)``; ``cache[name]`` is the NHWC activation (``names``: see
+    :func:`select_names`). Optional ``hooks`` edit activations first (the cache then holds the edited values).
+    Under ``jit``, activations nobody reads are never materialised. :class:`mazeagent.nets.hooked.HookedImpala`
+    wraps this in cached, batch-padded compiled functions."""
+    wanted = select_names(names)
     hk = HookContext(hooks=dict(hooks or {}), hook_args=hook_args, capture=frozenset(wanted))
     check_names(hk.hooks)
     out, state = net.apply(params, obs, hk, mutable=["intermediates"])
@@ -91,13 +102,14 @@ def run_with_cache(net: ImpalaCNN, params: Any, obs: jax.Array, names: Iterable[
     return out, {n: flat[n] for n in wanted}
 
 
-def run_with_hooks(net: ImpalaCNN, params: Any, obs: jax.Array, hooks: Mapping[str, Callable[..., Any]],
+def run_with_hooks(net: ImpalaCNN, params: Any, obs: jax.Array, hooks: Mapping[str, Hook],
                    hook_args: Any = None) -> tuple[jax.Array, jax.Array]:
-    """Forward pass with activations replaced: ``hooks[name](x)`` (NHWC, batched) returns the new activation.
+    """Forward pass with activations replaced: ``hooks[name](x, point)`` (x NHWC, batched; ``point`` a
+    :class:`~mazeagent.nets.impala.HookPoint` with the name and ``hook_args``) returns the new activation.
 
-    Hooks may close over arrays. For hooks built outside a ``jit``/``vmap`` that must read traced per-call values,
-    pass them as ``hook_args`` (any pytree): every hook is then called as ``fn(x, hook_args)``. With a single
-    ``(64, 64, 3)`` frame (e.g. under ``vmap``) hooks see a batch axis of 1.
+    Hooks may close over arrays, or be pytrees holding them (see :mod:`probes.interventions`). Hooks built outside a
+    ``jit``/``vmap`` that must read traced per-call values get them as ``point.args`` (any pytree passed as
+    ``hook_args``). With a single ``(64, 64, 3)`` frame (e.g. under ``vmap``) hooks see a batch axis of 1.
     """
     hk = HookContext(hooks=dict(hooks), hook_args=hook_args)
     check_names(hk.hooks)
@@ -124,8 +136,9 @@ def from_nchw(x: jax.Array) -> jax.Array:
     return jnp.moveaxis(x, -3, -1) if x.ndim in (3, 4) else x
 
 
-def nchw_hook(fn: Callable[..., jax.Array]) -> Callable[..., jax.Array]:
-    """Wrap a hook written for published NCHW activations (e.g. ``acts[:, 55] = 0``) into an NHWC hook."""
-    def wrapped(x: jax.Array, *args: Any) -> jax.Array:
-        return from_nchw(fn(to_nchw(x), *args))
+def nchw_hook(fn: Hook) -> Hook:
+    """Wrap a hook written for published NCHW activations (``fn(acts, point)``, e.g. ``acts.at[:, 55].set(0)``)
+    into an NHWC hook."""
+    def wrapped(x: jax.Array, point: HookPoint) -> jax.Array:
+        return from_nchw(fn(to_nchw(x), point))
     return wrapped

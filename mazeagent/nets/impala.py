@@ -6,12 +6,13 @@ and ``embedder.fc`` sees the activations flattened in **NCHW** order, so publish
 
 Activations flow NHWC internally (XLA's native layout); a hook point's full name is the module path joined by dots
 plus the local label, e.g. ``embedder.block2.res1.resadd_out`` (research-notes §4.1). Hooks and capture are driven
-by :class:`HookContext`; use :func:`mazeagent.nets.hooks.run_with_cache` / ``run_with_hooks`` rather than passing it.
+by :class:`HookContext`; use :class:`mazeagent.nets.hooked.HookedImpala` (or :mod:`mazeagent.nets.hooks` inside
+your own ``jit``) rather than passing it.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -30,29 +31,38 @@ _body_init = nn.initializers.xavier_uniform()
 _zeros = nn.initializers.zeros_init()
 
 
+class HookPoint(NamedTuple):
+    """What a hook learns besides the activation: its full ``name`` and the forward pass's ``args`` (the
+    ``hook_args`` pytree, None when not given). Every hook is called as ``hook(x, point)``."""
+
+    name: str
+    args: Any = None
+
+
 @dataclass(frozen=True)
 class HookContext:
     """What a forward pass does at its hook points: replace (``hooks``) and/or record (``capture``).
 
-    ``hooks`` maps full hook names to functions of the activation (``fn(x)``, or ``fn(x, hook_args)`` when
-    ``hook_args`` is given, so a hook can read traced per-call arrays). ``capture`` is the set of names to sow into
-    the ``intermediates`` collection; the captured value is the one downstream layers see (after any hook).
+    ``hooks`` maps full hook names to functions called as ``hook(x, HookPoint(name, hook_args))``, so one hook can
+    serve several layers and read traced per-call arrays. ``capture`` is the set of names to sow into the
+    ``intermediates`` collection (``capture_all``: every hook point, which is how the hook names are found); the
+    captured value is the one downstream layers see (after any hook).
     """
 
-    hooks: Mapping[str, Callable[..., Any]] = field(default_factory=dict)
+    hooks: Mapping[str, Callable[[jax.Array, HookPoint], Any]] = field(default_factory=dict)
     hook_args: Any = None
     capture: frozenset[str] = frozenset()
+    capture_all: bool = False
 
     def point(self, module: nn.Module, label: str, x: jax.Array) -> jax.Array:
         name = ".".join((*module.scope.path, label))
         fn = self.hooks.get(name)
         if fn is not None:
-            y = fn(x) if self.hook_args is None else fn(x, self.hook_args)
-            y = jnp.asarray(y)
+            y = jnp.asarray(fn(x, HookPoint(name, self.hook_args)))
             if y.shape != x.shape:
                 raise ValueError(f"hook for {name!r} must return shape {x.shape} (NHWC), got {y.shape}")
             x = y.astype(x.dtype)
-        if name in self.capture:
+        if self.capture_all or name in self.capture:
             module.sow("intermediates", label, x, reduce_fn=lambda _, v: v, init_fn=lambda: None)
         return x
 
