@@ -7,7 +7,7 @@ The mouse faces left (its pose at the start of an episode), the cheese square it
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import jax
@@ -23,11 +23,23 @@ from mazeagent.nets.hooked import HookedImpala
 
 @dataclass(frozen=True)
 class VectorField:
-    """``squares`` (N, 2) world squares of maze ``maze``; ``probs`` (N, 5) grouped action probabilities."""
+    """``squares`` (N, 2) world squares of maze ``maze``; ``probs`` (N, 5) grouped action probabilities.
+
+    ``mazes`` (the batch it was computed on) lets a field draw itself: ``vf.plot()``; ``a - b`` is :func:`diff`."""
 
     maze: int
     squares: np.ndarray
     probs: np.ndarray
+    mazes: Mazes | None = field(default=None, compare=False, repr=False)
+
+    def __sub__(self, other: "VectorField") -> "VectorField":
+        return diff(self, other)
+
+    def plot(self, ax: Any = None, title: str = "", color: str = "red") -> Any:
+        """The quiver plot over the maze (:func:`plot`); returns the matplotlib Figure."""
+        if self.mazes is None:
+            raise ValueError("this field does not know its maze; use probes.vfield.plot(vf, mazes)")
+        return plot(self, self.mazes, ax=ax, title=title, color=color).figure
 
     @property
     def arrows(self) -> np.ndarray:
@@ -72,7 +84,7 @@ def field_probs(net: Any, params: Any, mazes: Mazes, idx: np.ndarray, squares: n
 def vector_field(net: Any, params: Any, mazes: Mazes, i: int, hooks: Mapping[str, Any] | None = None) -> VectorField:
     """The field of maze ``i``, optionally under interventions ``hooks`` (see :mod:`probes.interventions`)."""
     sq = open_squares(mazes, i)
-    return VectorField(i, sq, field_probs(net, params, mazes, np.full(len(sq), i), sq, hooks))
+    return VectorField(i, sq, field_probs(net, params, mazes, np.full(len(sq), i), sq, hooks), mazes)
 
 
 def diff(patched: VectorField, original: VectorField) -> VectorField:
@@ -80,7 +92,7 @@ def diff(patched: VectorField, original: VectorField) -> VectorField:
     common = {tuple(s): k for k, s in enumerate(original.squares)}
     keep = [k for k, s in enumerate(patched.squares) if tuple(s) in common]
     base = np.array([common[tuple(patched.squares[k])] for k in keep], np.int64)
-    return VectorField(patched.maze, patched.squares[keep], patched.probs[keep] - original.probs[base])
+    return VectorField(patched.maze, patched.squares[keep], patched.probs[keep] - original.probs[base], patched.mazes)
 
 
 def total_variation(a: VectorField, b: VectorField) -> float:

@@ -96,8 +96,13 @@ def test_vector_field_and_patches(agent):
     with agent.patched(flat) as patched:
         np.testing.assert_allclose(list(patched.act_probs(m).values()), uniform, atol=1e-6)
         np.testing.assert_allclose(agent.vector_field(m).probs, np.tile(uniform, (len(vf.squares), 1)), atol=1e-6)
+        flat_vf = agent.vector_field(m)
     assert agent.hooks is None
     np.testing.assert_allclose(agent.vector_field(m).probs, vf.probs)
+    d = flat_vf - vf  # a field difference, drawable like a field
+    np.testing.assert_allclose(d.probs, flat_vf.probs - vf.probs)
+    quiver = d.plot().axes[0].collections[0]
+    np.testing.assert_allclose(np.asarray(quiver.U), d.arrows[:, 0])
     with pytest.raises(ValueError, match="holds the cheese"):
         agent.act_probs(m, m.cheese)
     with pytest.raises(FileNotFoundError):
