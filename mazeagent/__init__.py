@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-_API = ("Agent", "Maze", "cheese_vector", "load_agent", "plot_channel")
+_API = ("Agent", "Maze", "cheese_vector", "load_agent", "load_saved_states", "plot_channel")
 __all__ = ["__version__", *_API]
 
 

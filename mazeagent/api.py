@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pickle
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -73,6 +74,16 @@ class Maze:
         if len(mice) != 1 or len(cheese) > 1:
             raise ValueError(f"a maze picture needs exactly one M and at most one C; got {len(mice)} and {len(cheese)}")
         return cls(Level(walls=grid == "#", mouse=mice[0], cheese=cheese[0] if cheese else None), background)
+
+    @classmethod
+    def from_state_bytes(cls, data: bytes) -> Maze:
+        """The maze in procgen's serialized state (``get_state`` bytes, stock or procgenAISC layout; what
+        procgen-tools saves), parsed by our own reader (docs/maze-spec.md §6)."""
+        from mazeagent.procgen.backend import level_from_grid
+        from mazeagent.procgen.state import parse_state
+
+        st = parse_state(bytes(data))
+        return cls(level_from_grid(st.grid, st.maze_size, st.mouse, seed=st.level_seed), st.background)
 
     # ---- edits
     def with_cheese(self, row: int, col: int, **requirements: bool) -> Maze:
@@ -152,6 +163,26 @@ class Maze:
     @classmethod
     def load(cls, path: str | os.PathLike) -> Maze:
         return cls.from_json(Path(path).read_text())
+
+
+class _BytesOnly(pickle.Unpickler):
+    """An unpickler that refuses every class or function lookup: only plain data (bytes, str, numbers, lists,
+    tuples, dicts) can come out of it, so loading a file cannot run code."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise ValueError(f"refusing to load {module}.{name}: a saved maze file may only hold state bytes")
+
+
+def load_saved_states(path: str | os.PathLike) -> list[Maze]:
+    """Mazes from a pickle of procgen state bytes (one, or a list/tuple/dict of them, as procgen-tools saves
+    them), read without executing any pickled code."""
+    with open(path, "rb") as f:
+        data = _BytesOnly(f).load()
+    items = list(data.values()) if isinstance(data, dict) else data if isinstance(data, (list, tuple)) else [data]
+    bad = [type(x).__name__ for x in items if not isinstance(x, (bytes, bytearray))]
+    if bad or not items:
+        raise ValueError(f"{path}: expected procgen state bytes, found {bad or 'nothing'}")
+    return [Maze.from_state_bytes(x) for x in items]
 
 
 @dataclass

@@ -150,3 +150,33 @@ def test_cheese_vector_patch_and_channel_heatmap(agent):
         ma.plot_channel(m, cache, layer, 999)
     with pytest.raises(ValueError, match="no cheese"):
         ma.cheese_vector(agent, m.without_cheese())
+
+
+def test_procgen_state_bytes_and_saved_state_files(tmp_path):
+    """Mazes read from real procgen's state bytes (and a pickle of them) are the levels procgen is playing; a pickle
+    that would call a function is refused without running it."""
+    require_module("procgen", "real procgen writes the state bytes")
+    import pickle
+
+    from mazeagent.procgen import ProcgenMaze
+
+    with ProcgenMaze(3, 21) as env:
+        states = [env.get_state_bytes(i) for i in range(3)]
+        levels = [env.read_level(i) for i in range(3)]
+    for data, lv in zip(states, levels, strict=True):
+        m = ma.Maze.from_state_bytes(data)
+        assert m.level == lv.level and m.background == lv.background and m.level.seed == lv.level_seed
+    (tmp_path / "mazes.pkl").write_bytes(pickle.dumps(states))
+    assert [m.level for m in ma.load_saved_states(tmp_path / "mazes.pkl")] == [lv.level for lv in levels]
+
+    class Boom:
+        def __reduce__(self):
+            return (open, (str(tmp_path / "pwned"), "w"))
+
+    (tmp_path / "evil.pkl").write_bytes(pickle.dumps([states[0], Boom()]))
+    with pytest.raises(ValueError, match="refusing to load"):
+        ma.load_saved_states(tmp_path / "evil.pkl")
+    assert not (tmp_path / "pwned").exists()
+    (tmp_path / "ints.pkl").write_bytes(pickle.dumps([1, 2]))
+    with pytest.raises(ValueError, match="expected procgen state bytes"):
+        ma.load_saved_states(tmp_path / "ints.pkl")
