@@ -13,7 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("study", help="behaviour study and prediction scorecard of a checkpoint",
                               description="Plays the checkpoint on N stock mazes and writes report.md, index.html, "
                                           "figures/ and results.json (plus episodes.csv) into --out.")
-    p.add_argument("--checkpoint", required=True, help="run directory, checkpoints/ directory or step_* directory")
+    p.add_argument("--checkpoint", required=True, help="run directory, checkpoints/ directory, step_* directory or published .pth file")
     p.add_argument("--out", required=True, help="report directory")
     _common(p, mazes=10_000)
     p.add_argument("--f11-mazes", type=int, default=200, help="mazes for the F11 hand-edit test (default 200)")

@@ -21,9 +21,12 @@ def add_size_option(p: argparse.ArgumentParser) -> None:
 def training_max_size(checkpoint: Any) -> int | None:
     """The largest maze size a checkpoint's agent was trained on; None when it saw every hard-mode size."""
     from mazeagent.env.levelgen import world_dim
-    from mazeagent.ppo.checkpoint import read_meta, resolve
+    from mazeagent.ppo.checkpoint import load_policy, read_meta, resolve
 
-    cfg = read_meta(resolve(checkpoint))["config"]
+    if str(checkpoint).endswith(".pth"):  # a published agent: the config import-torch records for it
+        cfg = load_policy(checkpoint)[2].to_dict()
+    else:
+        cfg = read_meta(resolve(checkpoint))["config"]
     mode = cfg.get("distribution_mode", "hard")
     top = cfg.get("max_maze_size") or (world_dim(mode) if mode in ("easy", "hard") else None)
     return None if top is None or top >= WORLD else int(top)

@@ -18,7 +18,6 @@ import contextlib
 import json
 import os
 import pickle
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -280,14 +279,5 @@ def load_agent(path: str | os.PathLike | None = None) -> Agent:
     from mazeagent.ppo.checkpoint import load_policy
 
     path = BUNDLED_AGENT if path is None else Path(path)
-    if path.suffix == ".pth":
-        from mazeagent.ppo.pth import import_torch
-
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such .pth file")
-        with tempfile.TemporaryDirectory() as tmp:
-            step = import_torch(path, Path(tmp) / "ckpt")
-            net, params, config = load_policy(step)
-    else:
-        net, params, config = load_policy(path)
+    net, params, config = load_policy(path)
     return Agent(net, params, config, source=str(path))

@@ -16,7 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description="Runs the chosen experiments on a checkpoint and writes report.md, "
                                           "index.html, figures/ and results.json into --out (and a wandb run).")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--checkpoint", help="run directory, checkpoints/ directory or step_* directory")
+    src.add_argument("--checkpoint", help="run directory, checkpoints/ directory, step_* directory or published .pth file")
     src.add_argument("--random-init", type=int, metavar="SCALE",
                      help="an untrained ImpalaCNN of this width scale (pipeline checks only: no findings)")
     p.add_argument("--out", required=True, help="report directory")

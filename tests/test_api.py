@@ -128,6 +128,16 @@ def test_a_published_style_pth_loads_directly(tmp_path):
     m = ma.Maze.from_seed(11)
     want = ma.Agent(net, params, cfg).act_probs(m)
     np.testing.assert_allclose(list(loaded.act_probs(m).values()), list(want.values()), atol=1e-6)
+    # every --checkpoint option reads a .pth the way import-torch converts it
+    from mazeagent.ppo.checkpoint import load_policy
+    from mazeagent.ppo.pth import import_torch
+
+    _, imported, imported_cfg = load_policy(import_torch(tmp_path / "model_rand_region_5.pth", tmp_path / "ckpt"))
+    assert imported_cfg == loaded.config
+    for a, b in zip(jax.tree.leaves(imported), jax.tree.leaves(loaded.params), strict=True):
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+    with pytest.raises(FileNotFoundError, match="no such .pth"):
+        load_policy(tmp_path / "missing.pth")
 
 
 def test_cheese_vector_patch_and_channel_heatmap(agent):

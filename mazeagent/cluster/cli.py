@@ -66,7 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_submit, kind="sweep")
 
     p = sub.add_parser("study", help="a study sharded over an array, plus a dependent merge job")
-    p.add_argument("--checkpoint", required=True, help="trained agent (run directory or checkpoint)")
+    p.add_argument("--checkpoint", required=True, help="trained agent (run directory, checkpoint or .pth file)")
     p.add_argument("--mazes", type=int, required=True, help="number of mazes in the study")
     p.add_argument("--out", required=True, help="output directory (results.json, shards, slurm/ scripts and logs)")
     p.add_argument("--shards", type=int, required=True, help="array tasks to split the mazes over")

@@ -22,7 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("export-torch", help="write a suite checkpoint as a procgen-tools .pth",
                               description="Write {'model_state_dict': ...} loadable by procgen-tools' load_policy "
                                           "and torch.load(weights_only=True); torch is not needed.")
-    p.add_argument("--checkpoint", required=True, help="run directory, checkpoints/ directory or step_* directory")
+    p.add_argument("--checkpoint", required=True, help="run directory, checkpoints/ directory, step_* directory or published .pth file")
     p.add_argument("--step", type=int, default=None, help="which saved step (default: newest)")
     p.add_argument("--out", required=True, help="the .pth file to write")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")

@@ -145,11 +145,22 @@ def read_meta(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def load_policy(directory: str | os.PathLike, step: int | None = None) -> tuple[Any, Any, PPOConfig]:
-    """``(net, params, config)`` from a training run, a checkpoint root or one step directory: ``net.apply(params,
+    """``(net, params, config)`` from a training run, a checkpoint root, one step directory, or a published ``.pth``
+    file (converted in memory by the safe reader; its config as ``import-torch`` records it): ``net.apply(params,
     obs)`` gives ``(logits, value)``. Optimizer and env state are not loaded."""
     import jax.numpy as jnp
 
     from mazeagent.ppo.train import make_net
+
+    if Path(directory).suffix == ".pth":
+        from mazeagent.nets.torch_io import load_torch_checkpoint
+        from mazeagent.ppo.config import pth_config
+
+        if not Path(directory).is_file():
+            raise FileNotFoundError(f"{directory}: no such .pth file")
+        scale, variables = load_torch_checkpoint(directory)
+        config = pth_config(str(directory), scale)
+        return make_net(config), _map_leaves(jnp.asarray, variables), config
 
     ckpt = load_checkpoint(directory, step=step)
     if "params" not in ckpt.state:

@@ -48,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_train)
 
     p = subparsers.add_parser("eval", help="evaluate a checkpoint on the training and stock distributions")
-    p.add_argument("--checkpoint", required=True, help="run directory, checkpoints/ directory or step_* directory")
+    p.add_argument("--checkpoint", required=True, help="run directory, checkpoints/ directory, step_* directory or published .pth file")
     p.add_argument("--episodes", type=int, default=256, help="episodes per distribution (default 256)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--greedy", action="store_true", help="argmax actions instead of sampling")

@@ -209,6 +209,25 @@ def parse_overrides(pairs: list[str] | tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
+def pth_config(path: str, scale: int, preset_name: str = "paper", overrides: list[str] | tuple[str, ...] = (),
+               seed: int | None = None) -> PPOConfig:
+    """The config recorded for a published ``.pth`` agent: ``preset_name`` + ``overrides``, with ``net_scale`` the
+    file's (inferred from its tensors) and ``rand_region`` read from a ``..._rand_region_<r>.pth`` name unless
+    overridden."""
+    import re
+    from pathlib import Path
+
+    given = parse_overrides(list(overrides))
+    if given.get("net_scale", scale) != scale:
+        raise ValueError(f"net_scale={given['net_scale']} was requested but {Path(path).name} holds a scale-{scale} "
+                         "network")
+    pre = [f"net_scale={scale}"]
+    m = re.search(r"rand_region_(\d+)", Path(path).stem)
+    if m and "rand_region" not in given:
+        pre.append(f"rand_region={int(m.group(1))}")
+    return make_config(preset_name, pre + list(overrides), seed)
+
+
 def make_config(preset_name: str = "paper", overrides: list[str] | tuple[str, ...] = (),
                 seed: int | None = None) -> PPOConfig:
     """The CLI's path: preset, then ``--set`` overrides, then ``--seed``; validated."""

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 from pathlib import Path
 
 from mazeagent.nets.torch_io import load_torch_checkpoint, save_torch_checkpoint
 from mazeagent.ppo.checkpoint import load_policy, save_checkpoint
-from mazeagent.ppo.config import make_config, parse_overrides
+from mazeagent.ppo.config import pth_config
 
 
 def import_torch(path: str | os.PathLike, out: str | os.PathLike, *, preset: str = "paper",
@@ -24,14 +23,7 @@ def import_torch(path: str | os.PathLike, out: str | os.PathLike, *, preset: str
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ValueError(f"--out {out} already exists and is not an empty directory; refusing to overwrite it")
     scale, variables = load_torch_checkpoint(path)
-    given = parse_overrides(list(overrides))
-    if given.get("net_scale", scale) != scale:
-        raise ValueError(f"net_scale={given['net_scale']} was requested but {path.name} holds a scale-{scale} network")
-    pre = [f"net_scale={scale}"]
-    m = re.search(r"rand_region_(\d+)", path.stem)
-    if m and "rand_region" not in given:
-        pre.append(f"rand_region={int(m.group(1))}")
-    config = make_config(preset, pre + list(overrides), seed)
+    config = pth_config(str(path), scale, preset, overrides, seed)
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
     return save_checkpoint(out, {"params": variables}, config, step=0,
                            extra={"imported_from": path.name, "source_sha256": sha, "source_format": "pytorch"})
