@@ -138,6 +138,9 @@ def test_a_published_style_pth_loads_directly(tmp_path):
         assert np.array_equal(np.asarray(a), np.asarray(b))
     with pytest.raises(FileNotFoundError, match="no such .pth"):
         load_policy(tmp_path / "missing.pth")
+    from experiments.sizes import training_max_size
+
+    assert training_max_size(tmp_path / "model_rand_region_5.pth") is None  # published agents saw every size
 
 
 def test_cheese_vector_patch_and_channel_heatmap(agent):
