@@ -149,26 +149,28 @@ def test_init_from_copies_params_and_checks_the_architecture(tmp_path):
 
 def test_train_init_from_starts_at_the_given_params(tmp_path):
     from mazeagent.ppo.runner import run
+    from mazeagent.ppo.train import make_train
 
     one = TINY.replace(total_timesteps=TINY.batch_size)
-    assert run(one, tmp_path / "a", progress=False) == 0
-    cfg = one.replace(init_from=str(tmp_path / "a"), seed=1)
-    assert run(cfg, tmp_path / "b", progress=False) == 0
-    assert run(one.replace(seed=1), tmp_path / "c", progress=False) == 0
+    trainer = make_train(one)
+    a = trainer.init(jax.random.PRNGKey(5)).params  # the source: params unlike seed 1's own init
+    save_checkpoint(tmp_path / "a", {"params": a}, one, 1)
+    assert run(one.replace(init_from=str(tmp_path / "a"), seed=1), tmp_path / "b", progress=False) == 0
     b = load_checkpoint(tmp_path / "b").state["params"]
-    c = load_checkpoint(tmp_path / "c").state["params"]
-    a = load_checkpoint(tmp_path / "a").state["params"]
-    # one PPO update from a's params stays near a's params, far from a fresh init
+    c = trainer.init(jax.random.PRNGKey(1)).params  # where seed 1 would have started without init_from
+    # one PPO update from a's params stays near a's params, far from the run's own fresh init
     diff = lambda x, y: max(float(np.abs(np.asarray(u) - np.asarray(v)).max())  # noqa: E731
                             for u, v in zip(jax.tree_util.tree_leaves(x), jax.tree_util.tree_leaves(y), strict=True))
-    assert diff(b, a) < diff(c, a)
+    assert diff(b, a) < 0.1 * diff(c, a)
 
 
 def test_resume_skips_a_damaged_newest_checkpoint_with_a_warning(tmp_path, capsys):
     from mazeagent.ppo.runner import run
 
+    import shutil
+
     assert run(TINY, tmp_path / "ref", progress=False) == 0
-    assert run(TINY, tmp_path / "hurt", progress=False) == 0
+    shutil.copytree(tmp_path / "ref", tmp_path / "hurt")  # the same finished run, then damaged
     newest = list_checkpoints(tmp_path / "hurt" / "checkpoints")[-1]
     data = bytearray((newest / "arrays.npz").read_bytes())
     data[len(data) // 2] ^= 0xFF
