@@ -68,12 +68,13 @@ def training_seeds(config: PPOConfig, n: int, rng: np.random.Generator, size_pow
     have = 0
     while have < n:
         cand = rng.integers(low, high, size=max(4 * n, 64), dtype=np.int64)
-        if config.max_maze_size is not None:
-            cand = cand[maze_sizes(cand, 25) <= config.max_maze_size]
-        if size_power > 0:
-            largest = config.max_maze_size or 25
-            keep = (maze_sizes(cand, 25) / largest) ** size_power
-            cand = cand[rng.random(len(cand)) < keep]
+        if config.max_maze_size is not None or size_power > 0:
+            size = maze_sizes(cand, 25)  # once per round: the costly part of the draw
+            if config.max_maze_size is not None:
+                fits = size <= config.max_maze_size
+                cand, size = cand[fits], size[fits]
+            if size_power > 0:
+                cand = cand[rng.random(len(cand)) < (size / (config.max_maze_size or 25)) ** size_power]
         out.append(cand)
         have += len(cand)
     return np.concatenate(out)[:n].astype(np.int32)
@@ -95,7 +96,8 @@ def _training_mazes(config: PPOConfig, n_mazes: int, rng: np.random.Generator, s
     from mazeagent.maze.paths import next_step_towards
 
     _check_env(config)
-    g = generate_batch(training_seeds(config, n_mazes, rng, size_power), rand_region=config.rand_region, progress=False)
+    g = generate_batch(training_seeds(config, n_mazes, rng, size_power), rand_region=config.rand_region,
+                       progress=False)
     batch = g.batch()
     return g, next_step_towards(batch, batch.cheese)
 
