@@ -158,9 +158,11 @@ def _train_cmd(out: Path, resume: bool = False) -> list[str]:
 
 
 def _env(cache: Path) -> dict[str, str]:
-    # a compilation cache private to this test, so the four processes compile the update once
-    return {**os.environ, "JAX_COMPILATION_CACHE_DIR": str(cache), "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
-            "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0", "WANDB_SILENT": "true"}
+    # one compilation cache for the four processes, so they compile the update once: the test session's (conftest),
+    # which this run's other processes share, else one private to this test
+    return {**os.environ, "JAX_COMPILATION_CACHE_DIR": os.environ.get("JAX_COMPILATION_CACHE_DIR", str(cache)),
+            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+            "WANDB_SILENT": "true"}
 
 
 READY_TIMEOUT = 900  # s: process start, imports and (cold) compiles on a small, loaded CPU machine

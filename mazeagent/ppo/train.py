@@ -35,7 +35,10 @@ class RewardNorm:
 
     @classmethod
     def create(cls, num_envs: int) -> "RewardNorm":
-        return cls(ret=jnp.zeros(num_envs), mean=jnp.zeros(()), var=jnp.ones(()), count=jnp.full((), 1e-4))
+        # count: an explicit (not weakly typed) float32, like every leaf read back from a checkpoint, so a resumed
+        # run traces the same update as a fresh one and reuses its compilation
+        return cls(ret=jnp.zeros(num_envs), mean=jnp.zeros(()), var=jnp.ones(()),
+                   count=jnp.full((), 1e-4, jnp.float32))
 
     def step(self, reward: jax.Array, done: jax.Array, gamma: float, clip: float) -> tuple["RewardNorm", jax.Array]:
         ret = self.ret * gamma + reward
