@@ -7,7 +7,8 @@ TEST_STAMP := $(VENV)/.test-installed-$(shell cat requirements/test.txt | cksum 
 # Required coverage (tests/required.py): a missing procgen, torch, Slurm controller or browser fails `make test`
 # instead of skipping its tests. `make test MAZEAGENT_REQUIRE_ALL=0` skips them (e.g. on a laptop without Slurm).
 MAZEAGENT_REQUIRE_ALL ?= 1
-# Test workers (pytest-xdist; each test file runs whole on one worker, so module fixtures are set up once).
+# Test workers (pytest-xdist; each test file runs whole on one worker, so module fixtures are set up once; the files
+# run in the order tests/conftest.py gives, longest first, not xdist's most-tests-first).
 TEST_WORKERS ?= 2
 
 .PHONY: setup setup-test demo test bench clean
@@ -34,7 +35,7 @@ $(TEST_STAMP): requirements/test.txt
 	touch $@
 
 test: setup-test
-	MAZEAGENT_REQUIRE_ALL=$(MAZEAGENT_REQUIRE_ALL) $(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --durations=15 $(PYTEST_ARGS)
+	MAZEAGENT_REQUIRE_ALL=$(MAZEAGENT_REQUIRE_ALL) $(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=15 $(PYTEST_ARGS)
 
 bench: setup
 	$(BIN)/mazeagent bench env --envs 256 --seconds 10
