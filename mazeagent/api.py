@@ -27,11 +27,12 @@ import numpy as np
 
 from mazeagent.maze import edit
 from mazeagent.maze.batch import Mazes
-from mazeagent.maze.level import Level, inner_to_world
+from mazeagent.maze.level import TIMEOUT, Level, inner_to_world, world_to_activation
 from mazeagent.nets.actions import GROUP_NAMES
 
 MAZE_FORMAT = "mazeagent-maze-v1"
 BUNDLED_AGENT = Path(__file__).parent / "assets" / "agent"
+VIDEO_GAP = 4  # white pixel columns between the original and the patched episode
 
 
 @dataclass(frozen=True)
@@ -150,8 +151,16 @@ class Maze:
             raise ValueError(f"not a maze file (invalid JSON: {e})") from None
         if not isinstance(d, dict) or d.get("format") != MAZE_FORMAT:
             raise ValueError(f"not a maze file: expected format {MAZE_FORMAT!r}")
-        m = cls.from_ascii(d["rows_top_first"], int(d.get("background", 0)))
-        seed = d.get("seed")
+        from mazeagent.procgen.state import N_BACKGROUNDS  # imports no procgen
+
+        rows, background, seed = d.get("rows_top_first"), d.get("background", 0), d.get("seed")
+        if not isinstance(rows, list) or not rows or not all(isinstance(r, str) for r in rows):
+            raise ValueError("not a maze file: rows_top_first must be a non-empty list of strings, top row first")
+        if isinstance(background, bool) or not isinstance(background, int) or not 0 <= background < N_BACKGROUNDS:
+            raise ValueError(f"not a maze file: background must be an int in [0, {N_BACKGROUNDS}), got {background!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 31):
+            raise ValueError(f"not a maze file: seed must be null or an int in [0, 2**31), got {seed!r}")
+        m = cls.from_ascii(rows, background)
         return m if seed is None else cls(Level(m.level.walls, m.mouse, m.cheese, seed=int(seed)), m.background)
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -182,6 +191,33 @@ def load_saved_states(path: str | os.PathLike) -> list[Maze]:
     if bad or not items:
         raise ValueError(f"{path}: expected procgen state bytes, found {bad or 'nothing'}")
     return [Maze.from_state_bytes(x) for x in items]
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """One episode from a maze's mouse square: ``squares`` (T + 1, 2) inner squares (start included), ``facing``
+    (T + 1,) True where the mouse faces right, ``actions`` one move group per step (``L D U R N``), ``cheese``
+    whether it ended on the cheese."""
+
+    squares: np.ndarray
+    facing: np.ndarray
+    actions: str
+    cheese: bool
+
+    @property
+    def steps(self) -> int:
+        return len(self.actions)
+
+
+@dataclass(frozen=True)
+class _StateTable:
+    """A policy (experiments.policies.Policy) that looks its logits up in a (world, world, facing, 15) table."""
+
+    logits: np.ndarray
+
+    def __call__(self, states: Any, key: Any) -> np.ndarray:
+        sq = np.asarray(states.squares)
+        return self.logits[sq[:, 0], sq[:, 1], np.asarray(states.reflected).astype(np.int64)]
 
 
 @dataclass
@@ -215,11 +251,49 @@ class Agent:
                        ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         """``(logits (15,), {name: activation})`` for the observation with the mouse where it stands."""
         from mazeagent.env.mazes import observations
-        from mazeagent.nets.hooks import run_with_cache
+        from mazeagent.nets.hooked import HookedImpala
 
-        obs = observations(maze.mazes, np.zeros(1, np.int64))
-        (logits, _), cache = run_with_cache(self.net, self.params, obs, names, hooks=self.hooks)
+        obs = observations(maze.mazes, np.zeros(1, np.int64))  # jitted once per names and patch structure:
+        (logits, _), cache = HookedImpala(self.net, self.params, pad=False).run_with_cache(  # 250 -> 5 ms
+            obs, names, hooks=dict(self.hooks or {}))
         return np.asarray(logits[0]), {k: np.asarray(v[0]) for k, v in cache.items()}
+
+    def play(self, maze: Maze, steps: int = TIMEOUT, seed: int = 0, greedy: bool = False) -> Rollout:
+        """Play one episode from the maze's mouse square (facing left) for at most ``steps`` steps, ending on the
+        cheese; actions are sampled with ``seed`` (or the argmax with ``greedy``) by the rollout engine of
+        experiments/rollouts.py, under the current patch if any. Same seed, same episode."""
+        from experiments.rollouts import RolloutConfig, replay_moves, rollout
+
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2 ** 31:
+            raise ValueError(f"seed must be an int in [0, 2**31), got {seed!r}")
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= steps <= TIMEOUT:
+            raise ValueError(f"steps must be an int in [1, {TIMEOUT}], got {steps!r}")
+        # always the full horizon (one compilation), cut to `steps`: step t's key depends on t only, so the first
+        # `steps` moves are those of a `steps`-step rollout
+        mazes = maze.mazes
+        played = rollout(self._state_table(mazes), mazes, RolloutConfig(greedy=bool(greedy), seed=int(seed)),
+                         progress=False)
+        row = played.episodes.iloc[0]
+        actions = str(row["actions"])[:steps]
+        world, facing = replay_moves(mazes, [0], [actions])
+        inner = world[0] - (int(mazes.grid.shape[-1]) - maze.size) // 2
+        return Rollout(inner, facing[0], actions, bool(0 <= row["t_cheese"] <= steps))
+
+    def _state_table(self, mazes: Mazes) -> _StateTable:
+        """The net's logits at every (open square, facing) of a one-maze batch, in one padded batch: the rollout
+        engine asks for a few states at a time, and one batch of all of them (2 x open squares) is far cheaper."""
+        from mazeagent.env.mazes import observations
+        from mazeagent.nets.hooked import HookedImpala
+        from probes.vfield import open_squares
+
+        sq = open_squares(mazes, 0)
+        squares, facing = np.concatenate([sq, sq]), np.repeat([False, True], len(sq))
+        logits, _ = HookedImpala(self.net, self.params).run_with_hooks(
+            observations(mazes, np.zeros(len(squares), np.int64), squares, facing), dict(self.hooks or {}))
+        w = mazes.grid.shape[-1]
+        table = np.zeros((w, w, 2, np.shape(logits)[-1]), np.float32)
+        table[squares[:, 0], squares[:, 1], facing.astype(np.int64)] = np.asarray(logits)
+        return _StateTable(table)
 
     @contextlib.contextmanager
     def patched(self, hooks: Mapping[str, Any]) -> Iterator[Agent]:
@@ -245,6 +319,60 @@ def cheese_vector(agent: Agent, maze: Maze, coeff: float = -1.0, layer: str | No
         raise ValueError("the maze has no cheese, so it has no cheese vector")
     layer = layer or DEFAULT_LAYER
     return steer(layer, cheese_vectors(agent.net, agent.params, maze.mazes, layer)[0], coeff)
+
+
+def clamp_channel(agent: Agent, maze: Maze, square: tuple[int, int], channel: int, value: float | None = None,
+                  layer: str | None = None) -> dict[str, Any]:
+    """Hooks that set ``channel`` of ``layer`` (default ``embedder.block2.res1.resadd_out``) to ``value`` (default
+    the retarget value of probes/, the published channel-55 clamp 5.5) at the activation cell over the inner
+    ``square``: the retargeting edit of probes/exp_retarget.py (docs/research.md §4.3). Use with
+    ``agent.patched(...)``."""
+    from mazeagent.maze.edit import check_square
+    from mazeagent.nets.hooks import DEFAULT_LAYER
+    from probes.common import ProbeStudyConfig
+    from probes.interventions import clamp, layer_shape
+
+    layer = layer or DEFAULT_LAYER
+    value = ProbeStudyConfig.retarget_value if value is None else value
+    shape = layer_shape(agent.net, layer)
+    if len(shape) != 3:
+        raise ValueError(f"layer {layer!r} has shape {shape}; a clamp at a square needs a spatial (H, W, C) layer")
+    if isinstance(channel, bool) or not isinstance(channel, (int, np.integer)):
+        raise ValueError(f"channel must be an int in [0, {shape[-1]}), got {channel!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not np.isfinite(value):
+        raise ValueError(f"clamp value must be a finite number, got {value!r}")
+    sq = check_square("clamp square", square, maze.size)
+    cell = world_to_activation(np.array(inner_to_world(sq, maze.size)), shape[0])
+    return {layer: clamp([int(channel)], tuple(int(v) for v in cell), float(value), shape)}
+
+
+def video(agent: Agent, maze: Maze, patched: Mapping[str, Any] | None = None, side_by_side: bool = True,
+          steps: int = 100, seed: int = 0, greedy: bool = False, path: str | os.PathLike | None = None
+          ) -> np.ndarray | Path:
+    """An episode of ``agent`` from ``maze`` as frames the agent sees, one per square visited (start and end
+    included); with ``patched`` hooks, also the patched agent's episode from the same maze and seed, placed beside
+    it (``side_by_side``; the shorter one holds its last frame) or after it. With ``path`` (``.gif``) writes an
+    animated GIF (:func:`mazeagent.media.save_gif`) and returns the path, else returns the uint8 frames
+    (T, 64, W, 3)."""
+    from mazeagent.env.mazes import observations
+    from mazeagent.media import save_gif
+
+    runs = [agent.play(maze, steps, seed, greedy)]
+    if patched is not None:
+        with agent.patched(patched):
+            runs.append(agent.play(maze, steps, seed, greedy))
+    mazes, m = maze.mazes, (int(maze.mazes.grid.shape[-1]) - maze.size) // 2
+    clips = [np.asarray(observations(mazes, np.zeros(len(r.squares), np.int64), r.squares + m, r.facing))
+             for r in runs]
+    if len(clips) == 1:
+        frames = clips[0]
+    elif side_by_side:
+        t = max(len(c) for c in clips)
+        a, b = (np.concatenate([c, np.repeat(c[-1:], t - len(c), axis=0)]) for c in clips)
+        frames = np.concatenate([a, np.full((t, a.shape[1], VIDEO_GAP, 3), 255, np.uint8), b], axis=2)
+    else:
+        frames = np.concatenate(clips)
+    return frames if path is None else save_gif(frames, path)
 
 
 def plot_channel(maze: Maze, cache: Mapping[str, np.ndarray], layer: str, channel: int, ax: Any = None):

@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "experiments.cli",          # study, demo
     "probes.cli",               # probe experiments
     "mazeagent.cluster.cli",    # submit, status
+    "mazeagent.viewer.cli",     # view
 ]
 
 

@@ -47,11 +47,13 @@ class Episode:
 
 
 # ---- files -----------------------------------------------------------------------------------------------------
-def _check_frames(frames: Any) -> np.ndarray:
+def _check_frames(frames: Any, any_size: bool = False) -> np.ndarray:
+    """Observations (T, 64, 64, 3) uint8, or with ``any_size`` any (T, H, W, 3) uint8 (e.g. two side by side)."""
     frames = np.asarray(frames)
-    if frames.ndim != 4 or frames.shape[1:] != (OBS, OBS, 3) or frames.dtype != np.uint8 or not len(frames):
-        raise ValueError(f"frames must be a non-empty uint8 array (T, {OBS}, {OBS}, 3), got {frames.dtype} "
-                         f"{frames.shape}")
+    ok = frames.ndim == 4 and frames.shape[-1] == 3 and (any_size or frames.shape[1:3] == (OBS, OBS))
+    if not ok or frames.dtype != np.uint8 or not len(frames) or not frames.shape[1] or not frames.shape[2]:
+        want = "(T, H, W, 3)" if any_size else f"(T, {OBS}, {OBS}, 3)"
+        raise ValueError(f"frames must be a non-empty uint8 array {want}, got {frames.dtype} {frames.shape}")
     return frames
 
 
@@ -74,10 +76,11 @@ def _palette(frames: np.ndarray) -> tuple[np.ndarray, Any]:
 
 
 def save_gif(frames: Any, path: str | Path, scale: int = GIF_SCALE, frame_ms: int = FRAME_MS) -> Path:
-    """Write (T, 64, 64, 3) uint8 frames as a looping GIF, each pixel a ``scale x scale`` block; returns the path."""
+    """Write (T, H, W, 3) uint8 frames (observations, or several side by side) as a looping GIF, each pixel a
+    ``scale x scale`` block; returns the path."""
     from PIL import Image
 
-    frames = _check_frames(frames)
+    frames = _check_frames(frames, any_size=True)
     if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
         raise ValueError(f"scale must be a positive integer, got {scale!r}")
     path = Path(path)

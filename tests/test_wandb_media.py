@@ -173,7 +173,7 @@ def test_gif_with_backgrounds_is_close_and_bad_input_is_clear(tmp_path):
     assert np.abs(back[:, ::2, ::2].astype(int) - frames).mean() < 40  # a fitted palette, not garbage
     with pytest.raises(ValueError, match="must end in .gif"):
         media.save_gif(frames, tmp_path / "x.mp4")
-    with pytest.raises(ValueError, match=r"uint8 array \(T, 64, 64, 3\)"):
+    with pytest.raises(ValueError, match=r"uint8 array \(T, H, W, 3\)"):
         media.save_gif(frames[..., :2], tmp_path / "y.gif")
     with pytest.raises(ValueError, match="multiple of 10"):
         media.save_gif(frames, tmp_path / "z.gif", frame_ms=25)

@@ -28,6 +28,9 @@ def _square(name: str, sq, n: int) -> Square:
     return (int(row), int(col))
 
 
+check_square = _square  # public: the same validation for callers that take a square (e.g. a clamp's target)
+
+
 def _edges(open_: np.ndarray) -> int:
     return int((open_[1:, :] & open_[:-1, :]).sum() + (open_[:, 1:] & open_[:, :-1]).sum())
 
