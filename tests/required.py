@@ -19,7 +19,9 @@ BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stab
 # where a module's reference comes from, for the failure message
 INSTALL = {"procgen": "make setup (requirements/nodeps.txt: procgen-mirror, gym3)",
            "torch": "make setup-test (requirements/test.txt)",
-           "nbclient": "make setup-test (requirements/test.txt)"}
+           "nbclient": "make setup-test (requirements/test.txt)",
+           "selenium": "make setup-test (requirements/test.txt)"}
+BROWSER_PACKAGES = "apt-get install chromium chromium-driver (.ci/run does it)"
 
 
 def required_coverage() -> bool:
@@ -53,5 +55,18 @@ def require_browser(why: str) -> str:
     explicit = os.environ.get("MAZEAGENT_BROWSER")
     __tracebackhide__ = True
     found = shutil.which(explicit) if explicit else next(filter(None, map(shutil.which, BROWSERS)), None)
-    require(found is not None, f"no browser found ({explicit or ' / '.join(BROWSERS)} on PATH): {why}")
+    require(found is not None, f"no browser found ({explicit or ' / '.join(BROWSERS)} on PATH; {BROWSER_PACKAGES}): "
+                               f"{why}")
     return found
+
+
+def require_browser_driver(why: str) -> tuple[str, str]:
+    """``(browser, chromedriver)`` paths for Selenium (``MAZEAGENT_CHROMEDRIVER`` overrides the search), or require
+    them; the driver is never downloaded (Selenium Manager stays offline)."""
+    __tracebackhide__ = True
+    browser = require_browser(why)
+    explicit = os.environ.get("MAZEAGENT_CHROMEDRIVER")
+    driver = shutil.which(explicit or "chromedriver")
+    require(driver is not None, f"no chromedriver found ({explicit or 'chromedriver'} on PATH; "
+                                f"{BROWSER_PACKAGES}): {why}")
+    return browser, driver

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from required import SWITCH, require, require_browser, require_module
+from required import SWITCH, require, require_browser, require_browser_driver, require_module
 
 
 @pytest.mark.parametrize("value, outcome, says", [("1", pytest.fail.Exception, f"absent.*{SWITCH} is on"),
@@ -36,3 +36,20 @@ def test_browser_helper_finds_the_named_browser_or_requires_one(monkeypatch, tmp
     with pytest.raises(pytest.skip.Exception, match="no browser found"):
         require_browser("render the report")
     assert os.environ[SWITCH] == "0"
+
+
+def test_the_browser_driver_is_required_beside_the_browser(monkeypatch, tmp_path):
+    for name in ("chromium", "chromedriver"):
+        (tmp_path / name).write_text("#!/bin/sh\n")
+        (tmp_path / name).chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("MAZEAGENT_BROWSER", raising=False)
+    monkeypatch.delenv("MAZEAGENT_CHROMEDRIVER", raising=False)
+    assert require_browser_driver("drive the viewer") == (str(tmp_path / "chromium"), str(tmp_path / "chromedriver"))
+    (tmp_path / "chromedriver").unlink()
+    monkeypatch.setenv(SWITCH, "1")
+    with pytest.raises(pytest.fail.Exception, match="no chromedriver found.*chromium-driver.*drive the viewer"):
+        require_browser_driver("drive the viewer")
+    monkeypatch.setenv(SWITCH, "0")
+    with pytest.raises(pytest.skip.Exception, match="no chromedriver found"):
+        require_browser_driver("drive the viewer")
