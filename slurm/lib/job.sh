@@ -46,9 +46,11 @@ run_requeueable() {  # errexit-safe: every failing status below is caught
     [ -n "${SLURM_ARRAY_TASK_ID:-}" ] && me=${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}
     _mz_note "requeueing job ${me} (restart $((restarts + 1)))"
     if ! scontrol requeue "${me}"; then _mz_note "scontrol requeue failed"; return "$rc"; fi
-    # Slurm now TERMs this shell; sleeping here keeps the run from being recorded as finished first.
-    sleep 300 & _mz_sleeper=$!
-    trap 'kill "$_mz_sleeper" 2>/dev/null; exit 0' TERM
+    # Slurm now TERMs this shell; sleeping here keeps the run from being recorded as finished first. The TERM trap is
+    # set before the sleeper starts (the TERM may come at once), and the sleeper holds none of the job's output open.
+    _mz_sleeper=""
+    trap '[ -n "$_mz_sleeper" ] && kill "$_mz_sleeper" 2>/dev/null; exit 0' TERM
+    sleep 300 </dev/null >/dev/null 2>&1 & _mz_sleeper=$!
     wait "$_mz_sleeper" || true
     return 0
   fi
