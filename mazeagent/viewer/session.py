@@ -237,7 +237,7 @@ class Viewer:
     def _activation(self, maze: Maze, layer: str, channel: int) -> dict:
         """One channel over the whole frame, and where the inner maze lies in the frame (``extent``: pixel
         top, bottom, left, right of the 64x64 observation), so the page can draw each cell over what it sees."""
-        _, cache = self.agent.run_with_cache(maze, [layer])
+        _, cache = self.agent.run_with_cache(maze)  # every layer: one compilation serves any layer picked
         top, _, left, _ = world_to_pixel_box(inner_to_world((maze.size - 1, 0), maze.size))
         _, bottom, _, right = world_to_pixel_box(inner_to_world((0, maze.size - 1), maze.size))
         return {"layer": layer, "channel": channel, "values": cache[layer][..., channel].tolist(),
