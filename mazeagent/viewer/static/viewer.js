@@ -112,7 +112,7 @@ function drawHeat(ctx, act, size) {  // each activation cell over the pixels of 
   const sx = size / (right - left), sy = size / (bottom - top), cell = act.frame / h;
   let vmax = 0;
   for (const row of values) for (const v of row) vmax = Math.max(vmax, Math.abs(v));
-  ctx.save(); ctx.globalAlpha = 0.55;
+  ctx.save(); ctx.globalAlpha = 0.45;
   for (let i = 0; i < h; i++) for (let j = 0; j < w; j++) {
     ctx.fillStyle = heatColour(values[i][j], vmax);
     ctx.fillRect((j * cell - left) * sx, (i * cell - top) * sy, cell * sx + 0.5, cell * sy + 0.5);
@@ -124,7 +124,7 @@ function drawHeat(ctx, act, size) {  // each activation cell over the pixels of 
 function drawArrows(ctx, field, n, cell, colour) {
   ctx.strokeStyle = colour; ctx.fillStyle = colour; ctx.lineWidth = Math.max(1, cell / 14);
   field.squares.forEach(([r, c], k) => {
-    const p = field.probs[k], dx = p[3] - p[0], dy = p[2] - p[1];
+    const p = field.probs[k], dx = p[3] - p[0], dy = p[2] - p[1];  // as probes/vfield.py's arrows
     const x0 = (c + 0.5) * cell, y0 = (n - 1 - r + 0.5) * cell, x1 = x0 + dx * cell * 0.9, y1 = y0 - dy * cell * 0.9;
     const len = Math.hypot(x1 - x0, y1 - y0);
     if (len < 1) { ctx.beginPath(); ctx.arc(x0, y0, 1.2, 0, 7); ctx.fill(); return; }
@@ -192,7 +192,7 @@ function draw() {
   const kind = document.querySelector("input[name=patch]:checked").value;
   $("probs-patched").textContent = patched ? `at the mouse: ${probsText(patched.act_probs)}`
     : kind === "cheese_vector" ? "the maze has no cheese, so it has no cheese vector" : "no patch";
-  $("ms-original").textContent = v ? `field ${v.ms.original} ms${v.ms.original_cached ? " (cached)" : ""}` : "";
+  $("ms-original").textContent = v ? `${v.ms.original} ms${v.ms.original_cached ? " (field cached)" : ""}` : "";
   $("ms-patched").textContent = patched ? `${v.ms.patched} ms` : "";
   $("heat-range").textContent = vmax === null ? "" : `|max| ${vmax.toFixed(3)} (red > 0 > blue)`;
   $("clamp-square").textContent = S.clampSquare ? `[${S.clampSquare}]` : "";
