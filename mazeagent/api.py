@@ -256,7 +256,7 @@ class Agent:
         obs = observations(maze.mazes, np.zeros(1, np.int64))  # jitted once per names and patch structure:
         (logits, _), cache = HookedImpala(self.net, self.params, pad=False).run_with_cache(  # 250 -> 5 ms
             obs, names, hooks=dict(self.hooks or {}))
-        return np.asarray(logits[0]), {k: np.asarray(v[0]) for k, v in cache.items()}
+        return np.asarray(logits)[0], {k: np.asarray(v)[0] for k, v in cache.items()}  # host, then slice: cheap
 
     def play(self, maze: Maze, steps: int = TIMEOUT, seed: int = 0, greedy: bool = False) -> Rollout:
         """Play one episode from the maze's mouse square (facing left) for at most ``steps`` steps, ending on the

@@ -17,6 +17,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def register_bench(bench_sub: argparse._SubParsersAction) -> None:
+    """``mazeagent bench view`` (mazeagent/viewer/bench.py)."""
+    from mazeagent.viewer.bench import register_bench as register
+
+    register(bench_sub)
+
+
 def run(args: argparse.Namespace) -> int:
     import threading
 
