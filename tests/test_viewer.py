@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import http.client
 import json
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 
@@ -234,3 +236,21 @@ def test_malformed_http_requests(served):
     conn.close()
     assert sorted(POST) == sorted(["/api/edit", "/api/view", "/api/episode", "/api/load", "/api/save"])
     assert ok(base, "/api/info")["default_layer"] == DEFAULT_LAYER
+
+
+def test_the_command_serves_on_localhost_and_a_taken_port_is_a_clear_error(served):
+    _, base = served
+    taken = base.rsplit(":", 1)[1]
+    cmd = [sys.executable, "-m", "mazeagent", "view", "--no-warm", "--seed", "3"]
+    bad = subprocess.run([*cmd, "--port", taken], capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2
+    assert f"cannot serve on 127.0.0.1:{taken} (Address already in use); pass --port 0 for a free port" in bad.stderr
+    proc = subprocess.Popen([*cmd, "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("mazeagent view: http://127.0.0.1:"), line
+        url = line.split()[2].rstrip("/")
+        assert ok(url, "/api/info")["maze"] == obj(ma.Maze.from_seed(3))
+    finally:
+        proc.terminate()
+        proc.wait(30)

@@ -214,6 +214,7 @@ function squareAt(canvas, ev) {
 function onDown(ev) {
   if (!S.maze) return;
   const canvas = $("maze"), sq = squareAt(canvas, ev), g = grid(S.maze);
+  if (S.episode) resetEpisode();  // back to the maze's own mouse before editing it
   canvas.setPointerCapture(ev.pointerId);
   const what = same(sq, g.mouse) ? "mouse" : same(sq, g.cheese) ? "cheese" : "wall";
   drag = {what, from: sq, at: sq, moved: false};
