@@ -26,8 +26,11 @@ pytestmark = pytest.mark.slurm
 
 REPO = Path(__file__).resolve().parents[1]
 MAZEAGENT = [sys.executable, "-m", "mazeagent"]
-# A little longer than the tiny preset's 8 updates, so that USR1 lands mid-run with margin.
-TRAIN = ["--preset", "tiny", "--set", "total_timesteps=8192", "--time", "60", "--cpus", "1", "--signal-lead", "60"]
+# 16 updates of 8 envs x 8 steps and a 16-episode final evaluation (an eighth of the tiny preset's batch; the claims
+# do not depend on sizes): the USR1 sent at READY lands with all 16 updates still ahead.
+TRAIN_SETS = ["total_timesteps=1024", "num_envs=8", "num_steps=8", "eval_episodes=16"]
+TRAIN = ["--preset", "tiny", *(a for s in TRAIN_SETS for a in ("--set", s)), "--time", "60", "--cpus", "1",
+         "--signal-lead", "60"]
 JOB_TIMEOUT = float(os.environ.get("MAZEAGENT_SLURM_TEST_TIMEOUT", 600))  # s, per wait (raise on a loaded machine)
 # Jobs inherit the submitting environment: cache every compile, so the requeued task reuses what it compiled.
 JOB_ENV = {**os.environ, "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "WANDB_SILENT": "true"}
@@ -50,7 +53,7 @@ require(_WHY is None, f"Slurm: {_WHY}")
 
 
 def _cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    p = subprocess.run([*MAZEAGENT, *args], capture_output=True, text=True, timeout=120, cwd=REPO, env=JOB_ENV)
+    p = subprocess.run([*MAZEAGENT, *args], capture_output=True, text=True, timeout=JOB_TIMEOUT, cwd=REPO, env=JOB_ENV)
     if check and p.returncode != 0:
         raise AssertionError(f"mazeagent {' '.join(args)} -> {p.returncode}\n{p.stdout}\n{p.stderr}")
     return p
@@ -114,7 +117,9 @@ def jobs(tmp_path_factory):
     # still ahead (the wrapper's USR1 trap was set before the trainer started)
     deadline = time.time() + JOB_TIMEOUT
     while not (runs[1] / READY_FILE).exists():
-        assert time.time() < deadline and _in_queue(sweep_id), f"task 1 never started training\n{_logs(sweep)}"
+        if time.time() > deadline or not _in_queue(sweep_id):
+            subprocess.run(["scancel", sweep_id], timeout=30)
+            raise AssertionError(f"task 1 never started training (within {JOB_TIMEOUT} s); cancelled\n{_logs(sweep)}")
         time.sleep(0.05)
     subprocess.run(["scancel", "--signal=USR1", "--batch", f"{sweep_id}_1"], check=True, timeout=30)
     _wait([sweep_id])
@@ -173,7 +178,7 @@ def test_preempted_run_requeues_resumes_and_matches_uninterrupted(jobs):
     # two wandb segments of one run id, every env step exactly once across them
     segments = sorted(run.glob("wandb/offline-run-*"))
     assert len(segments) == 2 and len({s.name.rsplit("-", 1)[1] for s in segments}) == 1, segments
-    cfg = make_config("tiny", TRAIN[TRAIN.index("--set") + 1:TRAIN.index("--set") + 2])
+    cfg = make_config("tiny", TRAIN_SETS)
     steps = [int(r["_step"]) for r in read_wandb_history(run)]
     assert sorted(steps) == [cfg.batch_size * (u + 1) for u in range(cfg.num_updates)]
     # `mazeagent status` finds the array, each task's state and log, and what to `wandb sync`
