@@ -224,6 +224,11 @@ def test_malformed_http_requests(served):
     assert call(base, "/api/view", raw=big) == (400, {"error": f"request body too large: {MAX_BODY + 1} bytes "
                                                                f"(the limit is {MAX_BODY})"})
     assert call(base, "/nowhere")[0] == 404
+    form = urllib.request.Request(base + "/api/view", b"{}", {"Content-Type": "text/plain"})  # a cross-site form
+    with pytest.raises(urllib.error.HTTPError) as e:
+        urllib.request.urlopen(form, timeout=30)
+    assert (e.value.code, json.loads(e.value.read())) == (
+        400, {"error": "a POST body must be sent as Content-Type: application/json"})
     assert call(base, "/api/maze?seed=x") == (400, {"error": "seed must be an int in [0, 2147483647], got 'x'"})
     assert call(base, "/api/view") == (405, {"error": "/api/view takes POST with a JSON body"})
     host, port = base.removeprefix("http://").split(":")

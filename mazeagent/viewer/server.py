@@ -4,7 +4,8 @@ package's ``static/`` folder (no CDN, no build step).
 Why the standard library: the page needs a handful of JSON routes and three static files; a web framework would add
 a dependency and nothing the routes use. Every failure is an answer, never a dropped connection: a bad request gets
 400 (or 404 for an unknown route) with ``{"error": message}``, an unexpected exception 500 with its message, and the
-server keeps serving.
+server keeps serving. POSTs must say ``Content-Type: application/json``: a browser sends that type cross-site only
+after a CORS preflight, which this server never grants, so another site's page cannot drive the viewer.
 """
 from __future__ import annotations
 
@@ -73,6 +74,8 @@ class Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(n)
         if path not in POST:
             return self._not_found("POST", path)
+        if self.headers.get_content_type() != "application/json":  # other sites' pages cannot send this type
+            return self._error(HTTPStatus.BAD_REQUEST, "a POST body must be sent as Content-Type: application/json")
         try:
             body = json.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
