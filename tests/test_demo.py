@@ -21,11 +21,15 @@ def test_bundled_agent_is_trained_and_described():
     assert set(meta["leaves"]) and all(k.startswith("params") for k in meta["leaves"])  # params only: small
     net, params, cfg = load_policy(ckpt)
     assert cfg.max_maze_size is not None and cfg.rand_region is not None
-    # 256 episodes: the agent is weak (measured 0.465 vs 0.297 for a uniform policy), so 64 would be too noisy
-    ev = make_evaluator(cfg, episodes=256, distributions=("train",))
+    # its model card (docs/agents.md) measured >= 0.90 over 1,000 episodes, and a uniform policy gets ~0.30 on this
+    # distribution; 64 fresh episodes (another seed) land far from both ends
+    recorded = meta["extra"]["eval_1000"]["eval/train/cheese_rate"]
+    assert recorded >= 0.90
+    ev = make_evaluator(cfg, episodes=64, distributions=("train",))
     trained = ev(params, jax.random.PRNGKey(123))["eval/train/cheese_rate"]
+    assert trained >= 0.8, trained
     uniform = ev(jax.tree.map(jnp.zeros_like, params), jax.random.PRNGKey(123))["eval/train/cheese_rate"]
-    assert trained >= uniform + 0.1, (trained, uniform)
+    assert uniform <= 0.5, uniform  # the check can fail: a params-blind policy does not pass it
 
 
 def test_demo_plays_the_bundled_agent_and_says_so(tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""`mazeagent probes` end to end on the bundled agent (a small (8, 16, 16) net) with its default maze sizes: every
+"""`mazeagent probes` end to end on the bundled agent (sizes read from its net) with its default maze sizes: every
 experiment runs, sizes its controls from the net, keeps to the sizes the agent was trained on, writes its section,
 figures and scorecard rows, and resolves existence claims without contradicting them by a failed search."""
 import json
