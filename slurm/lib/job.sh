@@ -49,7 +49,7 @@ run_requeueable() {  # errexit-safe: every failing status below is caught
     # Slurm now TERMs this shell; sleeping here keeps the run from being recorded as finished first. The TERM trap is
     # set before the sleeper starts (the TERM may come at once), and the sleeper holds none of the job's output open.
     _mz_sleeper=""
-    trap '[ -n "$_mz_sleeper" ] && kill "$_mz_sleeper" 2>/dev/null; exit 0' TERM
+    trap '[ -n "$_mz_sleeper" ] && kill "$_mz_sleeper" 2>/dev/null || true; exit 0' TERM
     sleep 300 </dev/null >/dev/null 2>&1 & _mz_sleeper=$!
     wait "$_mz_sleeper" || true
     return 0
