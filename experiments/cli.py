@@ -38,6 +38,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _common(p, mazes=None)
     p.set_defaults(func=_demo)
 
+    p = subparsers.add_parser("me5", help="judge ME5: a finetune run started from an agent, cheese anywhere",
+                              description="Plays the original agent on its training and the stock distribution and "
+                                          "the finetune run's newest checkpoint within the budget on the stock "
+                                          "distribution; writes report.md and results.json with the ME5 verdict.")
+    p.add_argument("--original", required=True, help="the agent's checkpoint (run, checkpoints/ or step_* directory)")
+    p.add_argument("--finetuned", required=True,
+                   help="run directory of the finetune (e.g. `mazeagent bc --init-from ORIGINAL --set rand_region=none`)")
+    p.add_argument("--out", required=True, help="report directory")
+    p.add_argument("--episodes", type=int, default=1000, help="episodes per agent and distribution (default 1000)")
+    p.add_argument("--budget", type=float, default=0.10,
+                   help="largest finetune as a share of the original's training frames (default 0.10)")
+    p.add_argument("--points", type=int, default=4,
+                   help="finetune checkpoints on the curve, the one at the budget last (default 4)")
+    p.add_argument("--seed", type=int, default=0, help="seed for the evaluation episodes (default 0)")
+    p.add_argument("--wandb", default="disabled", choices=WANDB_MODES, help="wandb mode (default disabled)")
+    p.set_defaults(func=_me5)
+
+
+def _me5(args: argparse.Namespace) -> int:
+    from experiments.finetune import me5
+
+    paths = me5(args.original, args.finetuned, args.out, episodes=args.episodes, seed=args.seed, budget=args.budget,
+                points=args.points, wandb_mode=args.wandb)
+    print(f"report: {paths['markdown']}")
+    return 0
+
 
 def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:
     p = bench_subparsers.add_parser("rollouts", help="study rollout throughput (mazes/s) of a checkpoint")
