@@ -90,6 +90,11 @@ def me5(original: str | Path, finetuned: str | Path, out_dir: str | Path, episod
     inside = [j for j in seen if j.frames <= judged.frames]
     curve_at = sorted({*(inside[round(i * (len(inside) - 1) / max(points - 1, 1))] for i in range(points - 1)),
                        judged}, key=lambda j: j.frames) if points > 1 else [judged]
+    for j in curve_at:  # checked before any evaluation, so a wrong run fails in seconds, not after the first eval
+        region = read_meta(j.path)["config"].get("rand_region")
+        if region is not None:
+            raise ValueError(f"{finetuned} trains with rand_region={region}; a pure-cheese finetune needs "
+                             "the cheese anywhere (--set rand_region=none)")
     _, p0, c0 = load_policy(original)
     key = jax.random.PRNGKey(seed)
 
@@ -103,9 +108,6 @@ def me5(original: str | Path, finetuned: str | Path, out_dir: str | Path, episod
     curve = [{"frames": 0, "fraction": 0.0, "checkpoint": str(original), **rate(before, "stock")}]
     for j in curve_at:
         _, p1, c1 = load_policy(j.path)
-        if c1.rand_region is not None:
-            raise ValueError(f"{finetuned} trains with rand_region={c1.rand_region}; a pure-cheese finetune needs "
-                             "the cheese anywhere (--set rand_region=none)")
         after = make_evaluator(c1, episodes=episodes, distributions=("stock",))(p1, key)
         curve.append({"frames": j.frames, "fraction": j.frames / orig_frames, "checkpoint": str(j.path),
                       **rate(after, "stock")})

@@ -78,3 +78,4 @@ def test_bad_finetunes_are_refused_clearly(tmp_path):
                     extra={"samples": 50})
     with pytest.raises(ValueError, match="needs the cheese anywhere"):
         me5(orig, tmp_path / "region", tmp_path / "rep")
+    assert not (tmp_path / "rep").exists()  # every refusal comes before any evaluation or report
