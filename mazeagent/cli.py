@@ -12,7 +12,7 @@ COMMAND_MODULES = [
     "mazeagent.maze.cli",       # maze show / stats
     "mazeagent.env.cli",        # env parity, bench env
     "mazeagent.ppo.cli",        # train, eval, bench train
-    "mazeagent.nets.cli",       # import-torch, export-torch
+    "mazeagent.nets.cli",       # import-torch, export-torch, pth-info
     "experiments.cli",          # study, demo
     "probes.cli",               # probe experiments
     "mazeagent.cluster.cli",    # submit, status

@@ -107,8 +107,8 @@ def test_checkpoint_never_unpickles(tmp_path):
     with open(path / "arrays.npz", "wb") as f:
         np.savez(f, params=np.array([{"a": 1}], dtype=object))
     meta = json.loads((path / "meta.json").read_text())
-    from mazeagent.ppo.checkpoint import _sha256
-    meta["sha256"] = _sha256(path / "arrays.npz")  # even with a matching checksum
+    from mazeagent.ppo.checkpoint import file_sha256
+    meta["sha256"] = file_sha256(path / "arrays.npz")  # even with a matching checksum
     (path / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(ValueError, match="cannot read arrays.npz.*pickle"):
         load_checkpoint(path)

@@ -18,7 +18,7 @@ from mazeagent.nets import cli as nets_cli
 from mazeagent.nets.torch_io import (CheckpointError, load_torch_checkpoint, params_to_torch_state_dict,
                                      save_torch_checkpoint, state_dict_shapes, torch_state_dict_to_params)
 from mazeagent.nets.torch_pickle import read_torch_file, write_torch_file
-from mazeagent.ppo.pth import export_torch, import_torch
+from mazeagent.ppo.pth import PUBLISHED, PublishedAgent, export_torch, import_torch, recognise
 from test_nets import maze_observations
 from required import require_module
 
@@ -142,6 +142,44 @@ def test_import_export_cli_and_load_policy(obs, tmp_path):
     with pytest.raises(ValueError, match="scale-1"):
         import_torch(src, tmp_path / "other", overrides=["net_scale=4"])
     assert not (tmp_path / "other").exists()
+
+
+def test_published_table_recognises_files_by_hash_then_name_and_scale(tmp_path: Path, capsys) -> None:
+    import hashlib
+    import json
+
+    names = [a.name for a in PUBLISHED]
+    assert len(set(names)) == len(names) and {f"model_rand_region_{r}.pth" for r in range(1, 16)} <= set(names)
+    assert all(a.scale == 4 for a in PUBLISHED if a.rand_region is not None)
+    docs = (Path(__file__).parents[1] / "docs" / "agents.md").read_text()
+    assert all(f"`{n}`" in docs for n in names), "docs/agents.md must list every published file"
+    policy = random_policy(1, seed=2)
+    small = tmp_path / "maze_i.pth"
+    torch.save({"model_state_dict": policy.state_dict()}, small)
+    sha = hashlib.sha256(small.read_bytes()).hexdigest()
+    r = recognise(small)
+    assert (r.status, r.scale, r.sha256, r.match.name) == ("name-and-scale", 1, sha, "maze_i.pth")
+    assert "unverified" in r.describe()
+    wrong = tmp_path / "model_rand_region_5 (1).pth"  # a browser's second download keeps its name
+    wrong.write_bytes(small.read_bytes())
+    r = recognise(wrong)
+    assert (r.status, r.match.name) == ("scale-mismatch", "model_rand_region_5.pth")
+    assert "scale-1 net: not that file" in r.describe()
+    table = (PublishedAgent("maze_i.pth", 1, None, "test", sha), PublishedAgent("other.pth", 1, None, "t", "0" * 64))
+    assert recognise(wrong, table=table).status == "verified"  # content wins over the name
+    other = tmp_path / "other.pth"
+    torch.save({"model_state_dict": random_policy(1, seed=3).state_dict()}, other)
+    assert recognise(other, table=table).status == "hash-mismatch"
+    assert recognise(tmp_path / "model_rand_region_5 (1).pth", table=table[1:]).status == "unknown"
+    _run_cli(["pth-info", str(small), "--json"])
+    out = json.loads(capsys.readouterr().out)
+    assert (out["status"], out["scale"], out["sha256"], out["match"]["name"]) == ("name-and-scale", 1, sha,
+                                                                                  "maze_i.pth")
+    _run_cli(["import-torch", str(wrong), "--out", str(tmp_path / "ckpt"), "--set", "rand_region=none"])
+    from mazeagent.ppo.checkpoint import read_meta, resolve
+    extra = read_meta(resolve(tmp_path / "ckpt"))["extra"]
+    assert (extra["recognised_as"], extra["published_name"], extra["source_sha256"]) == (
+        "scale-mismatch", "model_rand_region_5.pth", sha)
 
 
 def _run_cli(argv: list[str]) -> None:

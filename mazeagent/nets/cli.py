@@ -1,4 +1,4 @@
-"""``mazeagent import-torch`` and ``mazeagent export-torch``: published PyTorch agents <-> suite checkpoints."""
+"""``mazeagent import-torch``, ``export-torch`` and ``pth-info``: published PyTorch agents <-> suite checkpoints."""
 from __future__ import annotations
 
 import argparse
@@ -28,6 +28,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.set_defaults(func=_export)
 
+    p = subparsers.add_parser("pth-info", help="recognise a .pth file: published name, scale, sha256",
+                              description="Read a .pth without executing pickled code, infer its scale, hash it, and "
+                                          "match it against the table of published maze agents (docs/agents.md).")
+    p.add_argument("file", help="the .pth checkpoint")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a sentence")
+    p.set_defaults(func=_info)
+
 
 def _import(args: argparse.Namespace) -> int:
     from mazeagent.ppo.pth import import_torch
@@ -41,4 +48,18 @@ def _export(args: argparse.Namespace) -> int:
     from mazeagent.ppo.pth import export_torch
 
     print(f"wrote {export_torch(args.checkpoint, args.out, step=args.step, force=args.force)}")
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+
+    from mazeagent.ppo.pth import recognise
+
+    r = recognise(args.file)
+    if args.json:
+        print(json.dumps({**dataclasses.asdict(r), "description": r.describe()}))
+    else:
+        print(f"{r.describe()}\nsha256 {r.sha256}")
     return 0

@@ -66,7 +66,7 @@ def save_checkpoint(directory: str | os.PathLike, state: Any, config: PPOConfig,
         "format": FORMAT,
         "step": int(step),
         "config": config.to_dict(),
-        "sha256": _sha256(arrays_path),
+        "sha256": file_sha256(arrays_path),
         "leaves": {k: [list(v.shape), str(v.dtype)] for k, v in flat.items()},
         "extra": extra or {},
     }
@@ -120,7 +120,7 @@ def load_checkpoint(directory: str | os.PathLike, target: Any = None, step: int 
     path = resolve(directory, step)
     meta = read_meta(path)
     arrays_path = path / "arrays.npz"
-    if not arrays_path.is_file() or _sha256(arrays_path) != meta.get("sha256"):
+    if not arrays_path.is_file() or file_sha256(arrays_path) != meta.get("sha256"):
         raise ValueError(f"checkpoint {path} is corrupt: arrays.npz is missing or its sha256 does not match "
                          f"meta.json (an interrupted copy?); use an earlier checkpoint")
     try:
@@ -230,7 +230,8 @@ def _step_of(p: Path) -> int:
     return int(p.name[len(_PREFIX):])
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks (checkpoints and published agents can be large)."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
