@@ -174,8 +174,9 @@ def test_tiny_preset_learns_and_the_cli_evaluates_it(tmp_path, capsys):
     assert got_cfg == cfg and isinstance(net, ImpalaCNN)
     save_checkpoint(tmp_path / "random", {"params": _uniform_policy(params)}, cfg, 0)
 
-    def cli_eval(path) -> dict:
-        assert cli.main(["eval", "--checkpoint", str(path), "--episodes", str(cfg.eval_episodes), "--json"]) == 0
+    def cli_eval(path, *more: str) -> dict:
+        assert cli.main(["eval", "--checkpoint", str(path), "--episodes", str(cfg.eval_episodes), "--json",
+                         *more]) == 0
         return json.loads(capsys.readouterr().out)
 
     trained, random = cli_eval(out), cli_eval(tmp_path / "random")
@@ -185,6 +186,14 @@ def test_tiny_preset_learns_and_the_cli_evaluates_it(tmp_path, capsys):
                                                            "episode_length")}
     before, after = random["eval/train/cheese_rate"], trained["eval/train/cheese_rate"]
     assert after >= before + 0.2 and after >= 1.5 * before, (before, after)
+    # each distribution's numbers are the same whichever others are evaluated in the same call
+    for dist in ("stock", "train"):
+        alone = cli_eval(out, "--distributions", dist)
+        assert {k: v for k, v in alone.items() if k.startswith("eval/")} == {
+            k: v for k, v in trained.items() if k.startswith(f"eval/{dist}/")}
+    for bad in ("", "train,train", "test"):
+        assert cli.main(["eval", "--checkpoint", str(out), "--distributions", bad]) == 2
+        assert "--distributions must be a comma-separated subset of train,stock" in capsys.readouterr().err
 
 
 _DATA_PARALLEL = r"""

@@ -52,6 +52,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--episodes", type=int, default=256, help="episodes per distribution (default 256)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--greedy", action="store_true", help="argmax actions instead of sampling")
+    p.add_argument("--distributions", default="train,stock", metavar="LIST",
+                   help="comma-separated subset of train,stock (default both; each one's result is the same "
+                        "whichever others run)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_eval)
     _add_bc_parser(subparsers)
@@ -116,12 +119,17 @@ def _eval(args: argparse.Namespace) -> int:
     import jax
 
     from mazeagent.ppo.checkpoint import load_policy
-    from mazeagent.ppo.evaluate import make_evaluator
+    from mazeagent.ppo.evaluate import DISTRIBUTIONS, make_evaluator
 
     if args.episodes <= 0:
         raise ValueError(f"--episodes must be > 0, got {args.episodes}")
+    dists = tuple(d.strip() for d in args.distributions.split(",") if d.strip())
+    if not dists or len(set(dists)) != len(dists) or not set(dists) <= set(DISTRIBUTIONS):
+        raise ValueError(f"--distributions must be a comma-separated subset of {','.join(DISTRIBUTIONS)} without "
+                         f"repeats, got {args.distributions!r}")
     _net, params, config = load_policy(args.checkpoint)
-    result = make_evaluator(config, episodes=args.episodes, greedy=args.greedy)(params, jax.random.PRNGKey(args.seed))
+    result = make_evaluator(config, episodes=args.episodes, greedy=args.greedy,
+                            distributions=dists)(params, jax.random.PRNGKey(args.seed))
     result = {"checkpoint": args.checkpoint, "episodes": args.episodes, "rand_region": config.rand_region, **result}
     _print(result, args.json)
     return 0

@@ -95,8 +95,9 @@ def _evaluator(config: PPOConfig, episodes: int, greedy: bool, distributions: tu
     @jax.jit
     def run(params: Any, key: jax.Array) -> dict[str, jax.Array]:
         out = {}
-        for i, (d, env) in enumerate(envs.items()):
-            acc = rollout_first_episodes(net, env, params, jax.random.fold_in(key, i), config.timeout, greedy)
+        for d, env in envs.items():  # keyed by the distribution, so its result does not depend on the others run
+            k = jax.random.fold_in(key, DISTRIBUTIONS.index(d))
+            acc = rollout_first_episodes(net, env, params, k, config.timeout, greedy)
             out.update(summarize(acc, f"eval/{d}/"))
         return out
 
