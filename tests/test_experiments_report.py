@@ -129,12 +129,14 @@ def test_every_number_in_the_report_is_in_results_json(written):
 
 
 def test_wandb_offline_run_holds_the_same_numbers(written):
-    from mazeagent.ppo.logging import read_wandb_file
+    from wandb_files import read_segment
 
     out, _, res = written
     logs = list((out / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(logs) == 1
-    summary = read_wandb_file(logs[0])["summary"]
+    seg = read_segment(logs[0])
+    assert seg["exit_code"] == 0  # complete when log_wandb returned
+    summary = seg["summary"]
     key = "factors/multi/accuracy"
     assert summary[key] == pytest.approx(res["sections"]["factors"]["multi"]["accuracy"])
     assert summary["later/probe_accuracy"] == 0.8125

@@ -19,8 +19,9 @@ from flax import struct
 
 from mazeagent.ppo.checkpoint import list_checkpoints, load_checkpoint, resolve, save_checkpoint
 from mazeagent.ppo.config import preset
-from mazeagent.ppo.logging import RunLogger, read_metrics, read_wandb_file, read_wandb_history
+from mazeagent.ppo.logging import RunLogger, read_metrics
 from mazeagent.ppo.runner import READY_FILE
+from wandb_files import read_run, read_segment, steps
 
 CFG = preset("tiny")
 
@@ -126,20 +127,29 @@ def test_logger_cuts_metrics_back_to_the_resumed_step(tmp_path):
     for s in (30, 40, 50):
         log.log({"step": s, "x": s / 10})
     log.close()
-    assert [r["step"] for r in read_metrics(tmp_path)] == [10, 20, 30, 40, 50]
-    # wandb: the second segment skipped 30 and 40, which the first already holds -> each step exactly once
-    assert sorted(r["_step"] for r in read_wandb_history(tmp_path)) == [10, 20, 30, 40, 50]
-    # the first segment (glob order is arbitrary): the one whose file was last written first
-    seg = min((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"), key=lambda p: p.stat().st_mtime_ns)
-    whole = read_wandb_file(seg)
-    assert whole["config"]["num_envs"] == cfg.num_envs and whole["exit_code"] == 0
-    # a SIGKILLed segment ends anywhere, even mid-chunk: the readable prefix comes back, never an exception
-    data, cut, counts = seg.read_bytes(), tmp_path / "cut.wandb", []
-    for k in range(0, len(data) + 1, 7):
+    rows = read_metrics(tmp_path)
+    assert [r["step"] for r in rows] == [10, 20, 30, 40, 50]
+    first, second = read_run(tmp_path)
+    assert steps(first) == [10, 20, 30, 40] and first["exit_code"] == 0
+    assert first["config"]["num_envs"] == cfg.num_envs
+    # wandb: the resumed segment re-logged metrics.jsonl up to the resumed step (20), then logged on: alone it holds
+    # the whole history, each step once, with metrics.jsonl's values (what a sync of its segments ends with)
+    assert steps(second) == [10, 20, 30, 40, 50] and second["exit_code"] == 0
+    assert [{k: h[k] for k in r if k != "step"} for h, r in zip(second["history"], rows, strict=True)] == \
+           [{k: v for k, v in r.items() if k != "step"} for r in rows]
+    # a SIGKILLed segment ends anywhere, even mid-record: wandb's reader (what the tests read killed segments with)
+    # returns the readable prefix and no exit record. Cuts every 160 bytes back from the end (a row's records take
+    # several hundred) until no row is left, then the header's first bytes.
+    data, cut = first["path"].read_bytes(), tmp_path / "cut.wandb"
+    counts = {}
+    for k in [len(data) - 1 - 160 * i for i in range(len(data) // 160)] + [7, 0]:
         cut.write_bytes(data[:k])
-        counts.append(len(read_wandb_file(cut)["history"]))
-    assert counts == sorted(counts) and counts[0] == 0 and counts[-1] == len(whole["history"]) == 4
-    assert set(counts) >= {1, 2, 3}
+        seg = read_segment(cut)
+        assert seg["exit_code"] is None and seg["history"] == first["history"][:len(seg["history"])], k
+        counts[k] = len(seg["history"])
+        if k > 7 and not counts[k]:
+            break
+    assert [counts[k] for k in sorted(counts)] == sorted(counts.values()) and set(counts.values()) == {0, 1, 2, 3, 4}
 
 
 # ---- end to end: kill a real training process and resume it --------------------------------------------------
@@ -246,10 +256,29 @@ def test_sigterm_and_sigkill_then_resume_match_an_uninterrupted_run(tmp_path):
     for r, rr in zip(rows, ref_rows, strict=True):
         assert {k: v for k, v in r.items() if not k.startswith("perf/")} == \
                {k: v for k, v in rr.items() if not k.startswith("perf/")}
-    steps = [h["_step"] for h in read_wandb_history(out)]
-    assert sorted(steps) == [r["step"] for r in ref_rows], f"wandb steps {sorted(steps)}"
     segments = sorted((out / "wandb").glob("offline-run-*"))
-    assert len(segments) == 3 and len({s.name.rsplit("-", 1)[1] for s in segments}) == 1, segments  # one run id
+    assert len(segments) == 3 and len({s.name.split("-")[3] for s in segments}) == 1, segments  # one run id
+    # wandb: the newest segment alone holds every step once, with metrics.jsonl's values; no segment holds a step
+    # metrics.jsonl lacks; the SIGTERMed segment recorded its exit code, the SIGKILLed one none, the last one 0
+    termed, killed, last = read_run(out)
+    assert steps(last) == [r["step"] for r in rows], f"wandb steps {steps(last)}"
+    for h, r in zip(last["history"], rows, strict=True):
+        assert {k: h[k] for k in r if k != "step"} == {k: v for k, v in r.items() if k != "step"}
+    assert steps(termed) == [batch * (u + 1) for u in range(stopped_at)] and set(steps(killed)) <= set(steps(last))
+    assert (termed["exit_code"], killed["exit_code"], last["exit_code"]) == (128 + signal.SIGTERM, None, 0)
+    # checkpoints: the last segment logged the one it resumed from and every later one, "latest" and "step-N" each;
+    # a checkpoint logged by two segments has one digest (so wandb keeps one version of it)
+    assert termed["artifacts"][-1]["metadata"]["update"] == stopped_at
+    arts = last["artifacts"]
+    start = arts[0]["metadata"]["update"]
+    assert stopped_at <= start < N_UPDATES
+    assert [a["metadata"]["env_steps"] for a in arts] == [batch * u for u in range(start, N_UPDATES + 1)]
+    assert all(set(a["aliases"]) == {"latest", f"step-{a['metadata']['env_steps']}"} for a in arts)
+    digests: dict[int, set[str]] = {}
+    for seg in (termed, killed, last):
+        for a in seg["artifacts"]:
+            digests.setdefault(a["metadata"]["env_steps"], set()).add(a["digest"])
+    assert all(len(d) == 1 for d in digests.values()), digests
 
 
 @pytest.mark.slow

@@ -21,6 +21,7 @@ import pytest
 
 from mazeagent.ppo.runner import READY_FILE
 from required import require
+from wandb_files import read_run, steps
 
 pytestmark = pytest.mark.slurm
 
@@ -128,7 +129,6 @@ def jobs(tmp_path_factory):
 
 def test_training_array_tasks_complete_with_checkpoint_and_wandb(jobs):
     from mazeagent.ppo.checkpoint import load_policy
-    from mazeagent.ppo.logging import read_wandb_file, read_wandb_history
 
     tasks = _job_fields(jobs["sweep_id"])
     assert sorted(t["ArrayTaskId"] for t in tasks) == ["0", "1"], tasks
@@ -138,33 +138,18 @@ def test_training_array_tasks_complete_with_checkpoint_and_wandb(jobs):
     for every, run in zip((2, 3), jobs["runs"], strict=True):
         _net, _params_, config = load_policy(run)
         assert config.checkpoint_every == every and config.wandb_mode == "offline"
-        steps = [config.batch_size * (u + 1) for u in range(config.num_updates)]
-        assert sorted(int(r["_step"]) for r in read_wandb_history(run)) == steps
-        logs = sorted(run.glob("wandb/offline-run-*/run-*.wandb"))
-        assert logs and read_wandb_file(logs[-1])["exit_code"] == 0
-        meta = _run_record(logs[-1])
+        last = read_run(run)[-1]  # the newest segment holds the whole history
+        assert steps(last) == [config.batch_size * (u + 1) for u in range(config.num_updates)]
+        assert last["exit_code"] == 0
+        meta = last["run"]
         assert meta["group"] == f"sweep-{jobs['sweep'].name}" and meta["job_type"] == "train"
         assert meta["name"] == f"sweep-{jobs['sweep'].name}/{run.name}"
         assert {f"rand_region:{config.rand_region}", "scale:1", "preset:tiny"} <= set(meta["tags"])
 
 
-def _run_record(wandb_file: Path) -> dict:
-    """Group, job type and tags from the run record (read_wandb_file keeps config/history/summary/exit only)."""
-    from wandb.proto import wandb_internal_pb2 as pb
-
-    from mazeagent.ppo.logging import _records
-
-    for raw in _records(wandb_file.read_bytes()):
-        rec = pb.Record.FromString(raw)
-        if rec.WhichOneof("record_type") == "run":
-            return {"group": rec.run.run_group, "job_type": rec.run.job_type, "tags": list(rec.run.tags),
-                    "name": rec.run.display_name}
-    raise AssertionError(f"no run record in {wandb_file}")
-
-
 def test_preempted_run_requeues_resumes_and_matches_uninterrupted(jobs):
     from mazeagent.ppo.config import make_config
-    from mazeagent.ppo.logging import read_wandb_history
+    from mazeagent.ppo.logging import read_metrics
 
     sweep, (ref, run) = jobs["sweep"], jobs["runs"]
     log = (sweep / "slurm" / "logs" / f"sweep-{sweep.name}-{jobs['sweep_id']}_1.out").read_text()
@@ -175,12 +160,20 @@ def test_preempted_run_requeues_resumes_and_matches_uninterrupted(jobs):
     # bitwise the same parameters as the uninterrupted task with the same training config
     a, b = _params(run), _params(ref)
     assert a.keys() == b.keys() and all(a[k].tobytes() == b[k].tobytes() for k in a)
-    # two wandb segments of one run id, every env step exactly once across them
+    # two wandb segments of one run id: the preempted one ended with 138; the requeued one alone holds every env
+    # step once, with metrics.jsonl's values, and ended with 0
     segments = sorted(run.glob("wandb/offline-run-*"))
-    assert len(segments) == 2 and len({s.name.rsplit("-", 1)[1] for s in segments}) == 1, segments
+    assert len(segments) == 2 and len({s.name.split("-")[3] for s in segments}) == 1, segments
+    first, last = read_run(run)
     cfg = make_config("tiny", TRAIN_SETS)
-    steps = [int(r["_step"]) for r in read_wandb_history(run)]
-    assert sorted(steps) == [cfg.batch_size * (u + 1) for u in range(cfg.num_updates)]
+    rows = read_metrics(run)
+    assert steps(last) == [r["step"] for r in rows] == [cfg.batch_size * (u + 1) for u in range(cfg.num_updates)]
+    for h, r in zip(last["history"], rows, strict=True):
+        assert {k: h[k] for k in r if k != "step"} == {k: v for k, v in r.items() if k != "step"}
+    assert set(steps(first)) <= set(steps(last)) and (first["exit_code"], last["exit_code"]) == (138, 0)
+    # the requeued segment logged the checkpoint it resumed from and every later one
+    arts = [a["metadata"]["update"] for a in last["artifacts"]]
+    assert arts and arts[-1] == cfg.num_updates and arts[0] == first["artifacts"][-1]["metadata"]["update"]
     # `mazeagent status` finds the array, each task's state and log, and what to `wandb sync`
     text = _cli("status", str(sweep)).stdout
     assert f"{jobs['sweep_id']}_1 COMPLETED" in text and "restarts=1" in text, text

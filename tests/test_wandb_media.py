@@ -1,14 +1,11 @@
-"""wandb media and artifacts, read back from the real offline run files: training checkpoints as model artifacts
-(copied when small, by reference when large, re-logged after a kill), eval rollout GIFs that decode to the env's
-frames, and the study's and probes' media."""
+"""wandb media and artifacts, read back from the real offline run files (through wandb's own reader,
+:mod:`wandb_files`): training checkpoints as model artifacts (copied when small, by reference when large, logged again
+after a kill), eval rollout GIFs that decode to the env's frames, and the study's and probes' media."""
 from __future__ import annotations
 
 import base64
 import hashlib
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import jax
@@ -19,7 +16,8 @@ from mazeagent import media
 from mazeagent.ppo.record import record_episodes
 from mazeagent.ppo.checkpoint import list_checkpoints, load_checkpoint, save_checkpoint
 from mazeagent.ppo.config import preset
-from mazeagent.ppo.logging import REFERENCE_ENV, RunLogger, read_wandb_file, read_wandb_run
+from mazeagent.ppo.logging import REFERENCE_ENV, RunLogger, read_metrics
+from wandb_files import read_run, read_segment, steps
 
 # 4 updates of 4 envs x 8 steps; checkpoints and evaluations (with videos) at updates 2 and 4
 RUN = preset("tiny").replace(num_envs=4, num_steps=8, update_epochs=1, num_minibatches=2, total_timesteps=4 * 8 * 4,
@@ -36,15 +34,11 @@ def _rows_with(seg: dict, key: str) -> list[dict]:
     return [r for r in seg["history"] if any(k.startswith(key) for k in r)]
 
 
-def _cut_before_first_artifact(path: Path) -> None:
-    """Truncate a segment as a SIGKILL would: just before its first artifact record reached the disk."""
+def _cut(path: Path) -> None:
+    """Truncate a segment as a SIGKILL would: mid-file, so its tail (the update-4 rows and checkpoint, the exit
+    record) never reached the disk."""
     data = path.read_bytes()
-    lo, hi = 0, len(data)
-    while hi - lo > 1:  # the longest prefix that still holds no artifact record
-        mid = (lo + hi) // 2
-        path.write_bytes(data[:mid])
-        lo, hi = (mid, hi) if not read_wandb_file(path)["artifacts"] else (lo, mid)
-    path.write_bytes(data[:lo])
+    path.write_bytes(data[:len(data) // 2])
 
 
 @pytest.fixture(scope="module")
@@ -57,17 +51,16 @@ def trained(tmp_path_factory):
     mp.setenv("WANDB_DATA_DIR", str(out / "wandb-data"))  # wandb's artifact staging: inside the test's folder
     try:
         assert run(RUN, out, progress=False) == 0
-        (seg1,) = read_wandb_run(out)
-        first = {"artifacts": seg1["artifacts"], "history": seg1["history"]}
-        # the kill: the checkpoint of update 4 and everything wandb wrote from the first artifact on are gone
+        (seg1,) = read_run(out)
+        # the kill: the checkpoint of update 4 and the second half of what wandb wrote are gone
         for ck in list_checkpoints(checkpoint_dir(out)):
             if ck.name.endswith("4"):
                 ck.rename(ck.with_name(".tmp-killed"))
-        _cut_before_first_artifact(seg1["path"])
+        _cut(seg1["path"])
         assert run(RUN, out, resume=True, progress=False) == 0
     finally:
         mp.undo()
-    return out, first
+    return out, seg1
 
 
 @pytest.mark.slow
@@ -76,11 +69,15 @@ def test_checkpoints_are_model_artifacts_with_step_aliases(trained):
     # the uninterrupted segment logged one version per checkpoint, each with the config hash and env steps
     assert [set(a["aliases"]) for a in first["artifacts"]] == [{"latest", f"step-{2 * BATCH}"},
                                                                {"latest", f"step-{4 * BATCH}"}]
-    segs = read_wandb_run(out)
-    assert len(segs) == 2 and segs[0]["artifacts"] == []  # the cut removed the first segment's records
+    segs = read_run(out)
+    assert len(segs) == 2 and segs[0]["exit_code"] is None  # the cut took the first segment's tail
+    assert 4 * BATCH not in steps(segs[0]) + [a["metadata"]["env_steps"] for a in segs[0]["artifacts"]]
     arts = segs[1]["artifacts"]
-    # the resumed segment re-logged the checkpoint it resumed from, then the new one: every step exactly once
+    # the resumed segment logged the checkpoint it resumed from, then the new one; the first is the very content
+    # (same digest) the killed segment logged, so wandb adds no version for it
     assert [a["metadata"]["env_steps"] for a in arts] == [2 * BATCH, 4 * BATCH]
+    assert arts[0]["digest"] == first["artifacts"][0]["digest"] and arts[0]["metadata"] == first["artifacts"][0][
+        "metadata"]
     assert {a["name"] for a in arts} == {f"ckpt-{json.loads((out / 'run.json').read_text())['wandb_id']}"}
     assert all(a["type"] == "model" and a["metadata"]["config_hash"] == first["artifacts"][0]["metadata"]
                ["config_hash"] for a in arts)
@@ -94,9 +91,15 @@ def test_checkpoints_are_model_artifacts_with_step_aliases(trained):
         staged = Path(f["local_path"])
         assert staged.is_relative_to(out / "wandb-data")
         assert staged.read_bytes() == (ckpt / name).read_bytes() and f["digest"] == _md5_b64(ckpt / name)
-    # no duplicate metric rows across the two segments
-    steps = sorted(int(r["_step"]) for s in segs for r in s["history"] if "_step" in r)
-    assert steps == [BATCH * u for u in (1, 2, 3, 4)]
+    # metrics: the resumed segment alone holds every step once, with metrics.jsonl's values; the killed one holds
+    # nothing else; the run ended with exit code 0
+    rows = read_metrics(out)
+    assert steps(segs[1]) == [r["step"] for r in rows] == [BATCH * u for u in (1, 2, 3, 4)]
+    for h, r in zip(segs[1]["history"], rows, strict=True):
+        assert {k: h[k] for k in r if k != "step"} == {k: v for k, v in r.items() if k != "step"}
+    assert set(steps(segs[0])) <= set(steps(segs[1])) and segs[1]["exit_code"] == 0
+    # not vacuous: the resumed segment holds the new media rows and files
+    assert _rows_with(segs[1], "eval/train/rollout/0/video") and any(f.endswith(".gif") for f in segs[1]["files"])
 
 
 @pytest.mark.slow
@@ -110,8 +113,8 @@ def test_eval_videos_decode_to_the_env_frames(trained):
 
     out, first = trained
     assert [int(r["_step"]) for r in _rows_with(first, "eval/train/rollout/0/video")] == [2 * BATCH, 4 * BATCH]
-    seg = read_wandb_run(out)[-1]
-    (row,) = _rows_with(seg, "eval/stock/rollout/0/video")
+    seg = read_run(out)[-1]
+    (row,) = _rows_with(seg, "eval/stock/rollout/0/video")  # the re-logged update-2 row carries no media
     assert int(row["_step"]) == 4 * BATCH
     trainer = make_train(RUN)
     state = load_checkpoint(checkpoint_dir(out), target=jax.eval_shape(trainer.init, jax.random.PRNGKey(0))).state
@@ -149,7 +152,7 @@ def test_large_checkpoints_are_logged_by_reference(tmp_path, monkeypatch):
     path = save_checkpoint(tmp_path / "checkpoints", {"params": np.arange(10_000, dtype=np.float32)}, cfg, 5)
     log.log_checkpoint(path, 5, 5 * 64)
     log.close()
-    (seg,) = read_wandb_run(tmp_path)
+    (seg,) = read_run(tmp_path)
     (art,) = seg["artifacts"]
     assert art["metadata"]["by_reference"] and set(art["aliases"]) == {"latest", "step-320"}
     refs = {f["path"]: f for f in art["files"]}
@@ -196,7 +199,7 @@ def test_study_logs_example_rollouts(tmp_path, monkeypatch):
     rep.add(Section("b1", "B1", results={"n": len(mazes)}))
     log_wandb(rep, rep.results(), "offline", media=example_media(mazes, ro.episodes, tmp_path / "media"))
     (log,) = (tmp_path / "wandb").glob("offline-run-*/run-*.wandb")
-    seg = read_wandb_file(log)
+    seg = read_segment(log)
     assert seg["run"]["job_type"] == "study" and seg["run"]["project"] == "mazeagent-study"
     assert seg["run"]["group"] == "study-x" and seg["run"]["tags"] == ["mine", "rand_region:2", "scale:1"]
     (row,) = seg["history"]
@@ -232,7 +235,7 @@ def test_probe_runs_log_the_vector_field_figure(tmp_path):
             "--placements", "4", "--horizon", "24", "--no-progress"]
     assert main(["probes", "--out", str(tmp_path), *tiny, "--experiments", "o1"]) == 0
     (log,) = (tmp_path / "wandb").glob("offline-run-*/run-*.wandb")
-    seg = read_wandb_file(log)
+    seg = read_segment(log)
     assert seg["run"]["job_type"] == "probe"
     (row,) = seg["history"]
     rel = row["figures/probes_o1_vfield.path"]
@@ -240,42 +243,3 @@ def test_probe_runs_log_the_vector_field_figure(tmp_path):
     from PIL import Image
     with Image.open(log.parent / "files" / rel) as im, Image.open(tmp_path / "figures" / "probes_o1_vfield.png") as ref:
         np.testing.assert_array_equal(np.asarray(im.convert("RGB")), np.asarray(ref.convert("RGB")))
-
-
-def _wandb_inspect(log: Path) -> list[dict]:
-    """The records of a ``.wandb`` file as the pinned wandb itself reads them (``wandb leet inspect --json``)."""
-    p = subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(log)], capture_output=True,
-                       text=True, timeout=300, env={**os.environ, "WANDB_SILENT": "true"})
-    assert p.returncode == 0, p.stderr[-2000:]
-    return [json.loads(line) for line in p.stdout.splitlines() if line.strip()]
-
-
-
-@pytest.mark.slow
-def test_wandb_reads_the_same_rows_media_and_artifacts(trained):
-    """Cross-check of our reader against the pinned wandb's own: wandb has no Python API that opens an offline run
-    (the public ``wandb.Api`` needs a server), but its CLI ``wandb leet inspect --json`` decodes a ``.wandb``
-    transaction log record by record. Both must see the same history rows (media included), saved files,
-    artifacts and exit code, in the complete segment and in the one a kill cut short."""
-    out, _ = trained
-    segs = read_wandb_run(out)
-    assert len(segs) == 2
-    for seg in segs:
-        recs = _wandb_inspect(seg["path"])
-
-        def of(kind: str) -> list[dict]:
-            return [r[kind] for r in recs if r["type"] == kind]
-
-        assert [h["item"] for h in of("history")] == seg["history"]
-        assert [f["path"] for rec in of("files") for f in rec["files"]] == seg["files"]
-        theirs = [{"name": a["name"], "type": a["type"], "aliases": sorted(a["aliases"]),
-                   "metadata": json.loads(a.get("metadata") or "{}"),
-                   "files": [{"path": c["path"], "size": int(c["size"]), "digest": c["digest"],
-                              **({"ref": c["ref"]} if c.get("ref") else {"local_path": c["local_path"]})}
-                             for c in a["manifest"]["contents"]]} for a in of("artifact")]
-        assert theirs == [{**a, "aliases": sorted(a["aliases"])} for a in seg["artifacts"]]
-        assert [e.get("exit_code", 0) for e in of("exit")] == ([] if seg["exit_code"] is None else [seg["exit_code"]])
-    # not vacuous: the resumed segment holds media rows, media files and the checkpoint artifacts
-    last = segs[-1]
-    assert _rows_with(last, "eval/train/rollout/0/video") and any(f.endswith(".gif") for f in last["files"])
-    assert len(last["artifacts"]) == 2 and last["exit_code"] == 0

@@ -1,27 +1,38 @@
 """Run logging: a local ``metrics.jsonl`` always, and wandb (offline by default, online, or disabled).
 
-Every row is keyed by env steps. Across a kill and ``--resume`` neither sink gets gaps or duplicates:
+Every row is keyed by env steps. Resume relies on ``metrics.jsonl`` alone, never on reading wandb's files back:
 
 * ``metrics.jsonl`` is cut back to the resumed checkpoint's step (rows after it will be recomputed, bitwise equal).
 * wandb keeps one run id per output directory (``run.json``). Offline, each process writes its own
-  ``offline-run-*-<id>`` segment, and a SIGKILLed segment loses its unflushed tail (wandb writes the log lazily), so
-  on resume we read the earlier segments back, re-log the rows they lost from ``metrics.jsonl`` and skip the rows they
-  already hold. Online, wandb's server-side resume keeps the history; rows it already has are dropped by wandb.
+  ``offline-run-*-<id>`` segment, and a SIGKILLed segment loses its unflushed tail (wandb writes the log lazily). So a
+  resumed segment re-logs every row of ``metrics.jsonl`` up to the resumed step and then logs the rest: the newest
+  segment alone holds the whole history. That is what syncing needs: ``wandb sync`` uploads the segments of one id in
+  start-time order, and a sync does not resume (in wandb-core's source, read as of 0.28, sync settings carry no
+  ``resume`` and only a resume gives the upload a history offset), so each segment's history goes up from its first
+  line and replaces the earlier one's instead of adding to it (what wandb issues 3841 and 5865 report). The newest
+  segment wins, and it is complete. (Not checked against a server: none is reachable here.) Re-logged rows carry
+  no media: the eval GIFs of those steps stay in the earlier segment's ``files/`` and under ``<out>/media/<step>/``.
+* Online, ``wandb.init(resume="allow")`` resumes server-side: ``run.starting_step`` is one past the last step the
+  server holds, and wandb ignores (with a warning) any row logged below it. We log only rows at or after it, so the
+  rows a killed process never uploaded come back from ``metrics.jsonl`` and the ones the server has are not re-sent.
+  Offline (and for a fresh run) ``starting_step`` is 0: every row is logged.
 
 Checkpoints go to wandb as versions of one ``model`` artifact per run (``ckpt-<run id>``, aliases ``latest`` and
-``step-<env steps>``). Up to :func:`reference_threshold` bytes a checkpoint is copied into the artifact (wandb stages
-the copy under ``$WANDB_DATA_DIR``, so pruning old checkpoints cannot break a later ``wandb sync``); above it the
-artifact holds ``file://`` references with checksums, so a scale-4 run does not duplicate gigabytes, and the files
-must still exist where the references point when someone downloads them.
+``step-<env steps>``). A resumed segment logs the checkpoint it resumed from as well as those it writes: an earlier
+segment's record of it may have died with that segment's tail, and if it did not, the version is the same content,
+so the same manifest digest, and wandb makes no new version (``Artifact.digest``: "If an artifact has the same digest
+as the current `latest` version, then `log_artifact` is a no-op"; wandb-core's artifact saver asks the server with
+digest deduplication on and uploads nothing when the answer is an already committed version). Up to
+:func:`reference_threshold` bytes a checkpoint is copied into the artifact (wandb stages the copy under
+``$WANDB_DATA_DIR``, so pruning old checkpoints cannot break a later ``wandb sync``); above it the artifact holds
+``file://`` references with checksums, so a scale-4 run does not duplicate gigabytes, and the files must still exist
+where the references point when someone downloads them.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
-import struct
-import time
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -45,43 +56,35 @@ class RunLogger:
         rows = _cut_metrics(self.metrics_path, resume_step)
         self._metrics = open(self.metrics_path, "a")
         self.run_id = _run_id(self.out_dir)
-        self._run = None
-        self._skip: set[int] = set()
-        self._artifact_steps: set[int] = set()  # env steps whose checkpoint an earlier offline segment logged
+        self._run: Any = None
         self.config = config
         if config.wandb_mode != "disabled":
             reference_threshold()  # a bad override fails now, not at the first checkpoint
-            self._init_wandb(config, rows, resume_step)
+            self._init_wandb(config, rows)
 
     def will_log(self, step: int) -> bool:
-        """Whether a wandb row at ``step`` will be written (so media for it are worth making)."""
-        return self._run is not None and int(step) not in self._skip
+        """Whether a wandb row at ``step`` will be written (so media for it are worth making): not below the run's
+        ``starting_step``, which an online resume's server already holds (and wandb would drop)."""
+        return self._run is not None and int(step) >= self._run.starting_step
 
     def media_dir(self, step: int) -> Path:
         return self.out_dir / MEDIA_DIR / f"{int(step):012d}"
 
-    def _init_wandb(self, config: PPOConfig, rows: list[dict[str, Any]], resume_step: int | None) -> None:
+    def _init_wandb(self, config: PPOConfig, rows: list[dict[str, Any]]) -> None:
         import wandb
 
-        present = set()
-        if resume_step is not None and config.wandb_mode == "offline":
-            segments = read_wandb_run(self.out_dir, self.run_id)
-            present = {int(r["_step"]) for seg in segments for r in seg["history"] if "_step" in r}
-            self._artifact_steps = {int(a["metadata"]["env_steps"]) for seg in segments for a in seg["artifacts"]
-                                    if "env_steps" in a["metadata"]}
         self._run = wandb.init(
             project=config.wandb_project, entity=config.wandb_entity, id=self.run_id, resume="allow",
             dir=str(self.out_dir), mode=config.wandb_mode,
             config={**config.to_dict(), "batch_size": config.batch_size, "num_updates": config.num_updates},
             settings=wandb.Settings(x_disable_stats=True, console="off", silent=True))
-        for row in rows:  # rows an earlier, killed segment logged locally but lost in wandb
-            if row["step"] not in present:
+        for row in rows:  # a resume: the history up to the resumed step, so this segment holds all of it
+            if self.will_log(row["step"]):
                 self._run.log(_wandb_row(row), step=row["step"])
-        self._skip = {s for s in present if resume_step is None or s > resume_step}
 
     def log(self, row: dict[str, Any], media: dict[str, Any] | None = None) -> None:
         """``row`` must hold an int ``step`` (env steps); values must be JSON numbers. ``media`` (wandb Video/Image
-        objects) go to wandb only, in the same row (so a row re-logged after a SIGKILL comes back without them)."""
+        objects) go to wandb only, in the same row (so a row re-logged on resume comes back without them)."""
         step = int(row["step"])
         self._metrics.write(json.dumps(row) + "\n")
         self._metrics.flush()
@@ -89,9 +92,9 @@ class RunLogger:
             self._run.log({**_wandb_row(row), **(media or {})}, step=step)
 
     def log_checkpoint(self, path: str | os.PathLike, update: int, env_steps: int) -> None:
-        """Record the (final, renamed) checkpoint directory ``path`` as a new version of the run's model artifact.
-        A resumed offline run skips checkpoints its earlier segments already recorded."""
-        if self._run is None or int(env_steps) in self._artifact_steps:
+        """Record the (final, renamed) checkpoint directory ``path`` as a version of the run's model artifact. Logging
+        a checkpoint again (a resume logs the one it starts from) adds no version: same content, same digest."""
+        if self._run is None:
             return
         import wandb
 
@@ -108,7 +111,6 @@ class RunLogger:
             for p in files:  # add_file, not add_dir: the same copy, without add_dir's console chatter
                 art.add_file(str(p), name=p.name)
         self._run.log_artifact(art, aliases=["latest", f"step-{int(env_steps)}"])
-        self._artifact_steps.add(int(env_steps))
 
     def close(self, exit_code: int = 0) -> None:
         self._metrics.close()
@@ -118,21 +120,18 @@ class RunLogger:
 
 
 def finish_run(run: Any, exit_code: int = 0) -> None:
-    """``run.finish()``, and for an offline run wait until its ``.wandb`` file is complete: wandb-core writes it
-    after finish() returns, and a resume (or a test) must read it whole."""
-    log_file = Path(run.dir).parent / f"run-{run.id}.wandb"
-    offline = run.settings.mode == "offline"
+    """``run.finish()``, then ``wandb.teardown()`` so that the run's ``.wandb`` file is complete on return.
+
+    ``finish()`` only tells wandb's service process that the run is done; the service closes the run's transaction
+    log afterwards (an offline file read right after ``finish()`` often lacks its tail). ``teardown()`` asks the
+    service to finish and close every stream and waits for the process to exit. It also ends any other unfinished run
+    of this process, so call this when the process logs nothing else to wandb; the next ``wandb.init`` starts a new
+    service, so this works any number of times per process. (Where this process did not start the service, e.g. an
+    inherited ``WANDB_SERVICE``, teardown does not wait; nothing in mazeagent runs that way.)"""
+    import wandb
+
     run.finish(exit_code=exit_code)
-    if offline:
-        _wait_for_exit_record(log_file)
-
-
-def _wait_for_exit_record(path: Path, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and read_wandb_file(path)["exit_code"] is not None:
-            return
-        time.sleep(0.02)
+    wandb.teardown()
 
 
 def reference_threshold() -> int:
@@ -212,106 +211,3 @@ def _run_id(out_dir: Path) -> str:
 
 def _wandb_row(row: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in row.items() if k != "step"}
-
-
-# ---- reading offline wandb runs back (for resume bookkeeping and tests) ----------------------------------------
-_BLOCK, _HDR = 32768, 7
-
-
-def read_wandb_run(out_dir: str | os.PathLike, run_id: str | None = None) -> list[dict[str, Any]]:
-    """:func:`read_wandb_file` of every offline segment of a run under ``out_dir/wandb`` (oldest first), each with
-    its ``path``."""
-    run_id = run_id or _run_id(Path(out_dir))
-    logs = sorted((Path(out_dir) / "wandb").glob(f"offline-run-*/run-{run_id}.wandb"))
-    return [{**read_wandb_file(log), "path": log} for log in logs]
-
-
-def read_wandb_history(out_dir: str | os.PathLike, run_id: str | None = None) -> list[dict[str, Any]]:
-    """History rows of every offline segment of a run under ``out_dir/wandb`` (oldest first)."""
-    return [row for seg in read_wandb_run(out_dir, run_id) for row in seg["history"]]
-
-
-def read_wandb_file(path: str | os.PathLike) -> dict[str, Any]:
-    """Run info (name, group, job type, tags), config, history, summary, logged artifacts, media files and exit code
-    of one ``run-<id>.wandb`` transaction log.
-
-    The format is wandb-internal (LevelDB-log framing of protobuf ``Record``s, 32 KiB blocks); a tail cut off by a
-    kill is ignored rather than raised, because a killed segment is exactly what resume must cope with. Each
-    artifact is ``{"name", "type", "aliases", "metadata", "files": [{"path", "size", "digest", "local_path" or
-    "ref"}]}``; ``files`` lists paths (relative to the segment's ``files/``) that wandb saved, e.g. media.
-    """
-    from wandb.proto import wandb_internal_pb2 as pb
-
-    out: dict[str, Any] = {"run": {}, "config": {}, "history": [], "summary": {}, "artifacts": [], "files": [],
-                           "exit_code": None}
-    for raw in _records(Path(path).read_bytes()):
-        rec = pb.Record.FromString(raw)
-        kind = rec.WhichOneof("record_type")
-        if kind == "run":
-            r = rec.run
-            out["run"] = {"id": r.run_id, "project": r.project, "name": r.display_name, "group": r.run_group,
-                          "job_type": r.job_type, "tags": list(r.tags)}
-        if kind in ("run", "config"):
-            items = rec.run.config.update if kind == "run" else rec.config.update
-            out["config"].update({_item_key(it): json.loads(it.value_json) for it in items})
-        elif kind == "artifact":
-            a = rec.artifact
-            out["artifacts"].append({
-                "name": a.name, "type": a.type, "aliases": list(a.aliases),
-                "metadata": json.loads(a.metadata) if a.metadata else {},
-                "files": [{"path": c.path, "size": c.size, "digest": c.digest,
-                           **({"ref": c.ref} if c.ref else {"local_path": c.local_path})}
-                          for c in a.manifest.contents]})
-        elif kind == "files":
-            out["files"] += [f.path for f in rec.files.files]
-        elif kind == "history":
-            out["history"].append({_item_key(it): _item_value(it) for it in rec.history.item})
-        elif kind == "summary":
-            out["summary"].update({_item_key(it): json.loads(it.value_json) for it in rec.summary.update})
-        elif kind == "exit":
-            out["exit_code"] = rec.exit.exit_code
-    out["config"].pop("_wandb", None)
-    return out
-
-
-def _records(data: bytes):
-    if len(data) < _HDR or data[:4] != b":W&B":
-        return
-    pos, buf = _HDR, b""
-    while pos + _HDR <= len(data):
-        left = _BLOCK - pos % _BLOCK
-        if left < _HDR:
-            pos += left
-            continue
-        crc, length, kind = struct.unpack("<IHB", data[pos:pos + _HDR])
-        chunk = data[pos + _HDR:pos + _HDR + length]
-        if kind == 0 and length == 0:
-            pos += _HDR
-            continue
-        if len(chunk) < length or zlib.crc32(chunk, zlib.crc32(bytes([kind]))) & 0xFFFFFFFF != crc:
-            return  # truncated tail
-        pos += _HDR + length
-        if kind == 1:
-            yield chunk
-        elif kind == 2:
-            buf = chunk
-        elif kind == 3:
-            buf += chunk
-        elif kind == 4:
-            yield buf + chunk
-            buf = b""
-
-
-def _item_key(item: Any) -> str:
-    return item.key or ".".join(item.nested_key)
-
-
-def _item_value(item: Any) -> Any:
-    which = item.WhichOneof("value") if "value" in item.DESCRIPTOR.oneofs_by_name else None
-    if which is None:
-        return json.loads(item.value_json) if item.value_json else None
-    if which == "none":
-        return None
-    if which == "json":
-        return json.loads(item.json)
-    return getattr(item, which)

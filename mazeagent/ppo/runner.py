@@ -69,7 +69,9 @@ def run(config: PPOConfig, out_dir: str | Path, resume: bool = False, progress: 
         batch = config.batch_size
         logger = RunLogger(out_dir, config, resume_step=start * batch if existing else None)
         try:
-            if existing:  # a kill between saving it and flushing wandb may have lost its artifact record
+            # this segment records the checkpoint it starts from: an earlier record may have died with its
+            # segment's unflushed tail (if not, wandb dedups the identical version by digest)
+            if existing:
                 logger.log_checkpoint(ckpt.path, start, start * batch)
             return _loop(trainer, state, start, logger, stop, ckpt_root, progress, key, resumed=bool(existing),
                          extra=ckpt.meta.get("extra") if existing else None)
