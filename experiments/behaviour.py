@@ -1,5 +1,5 @@
 """B1 (generalisation), B2 (level attributes) and F1–F10 (factors) from the rollout table; F11 is in
-:mod:`experiments.f11`.
+:mod:`mazeagent.experiments.f11`.
 
 Conventions. The primary horizon is 256 steps (the published statistics); 500 (procgen's timeout) is reported too.
 B1's "the two quadrants away from the top-right" has several defensible readings (:data:`B1_READINGS`); each is
@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from experiments import published, stats, verdicts
-from experiments.report import Report, Section, fmt, pyplot
-from experiments.rollouts import HORIZONS
+from mazeagent.experiments import published, stats, verdicts
+from mazeagent.experiments.report import Report, Section, fmt, pyplot
+from mazeagent.experiments.rollouts import HORIZONS
 from mazeagent.maze.geometry import PREDICTION_FACTORS
 from mazeagent.maze.landmarks import QUADRANTS
 

@@ -17,10 +17,10 @@ def synthetic_table(rows: int, seed: int = 0) -> Any:
     """An episode table with at least ``rows`` mazes in the factor subset (real geometry, planted attainment)."""
     import pandas as pd
 
-    from experiments.behaviour import factor_subset
-    from experiments.rollouts import HORIZONS
+    from mazeagent.experiments.behaviour import factor_subset
+    from mazeagent.experiments.rollouts import HORIZONS
     from mazeagent.env.mazes import generate_mazes
-    from experiments.stats import zscore
+    from mazeagent.experiments.stats import zscore
 
     if rows < 10:
         raise ValueError(f"rows must be >= 10, got {rows}")
@@ -44,11 +44,11 @@ def synthetic_table(rows: int, seed: int = 0) -> Any:
 
 def bench_factors(rows: int = 5000, n_splits: int = 50, n_boot: int = 100, seed: int = 0,
                   out_dir: str | None = None) -> dict:
-    """Seconds for :func:`experiments.behaviour.factors` on :func:`synthetic_table` (figures included)."""
+    """Seconds for :func:`mazeagent.experiments.behaviour.factors` on :func:`synthetic_table` (figures included)."""
     import tempfile
 
-    from experiments import behaviour, stats
-    from experiments.report import Report
+    from mazeagent.experiments import behaviour, stats
+    from mazeagent.experiments.report import Report
 
     df = synthetic_table(rows, seed)
     cfg = stats.StatsConfig(n_splits=n_splits, n_boot=n_boot, seed=seed)

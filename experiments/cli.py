@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from experiments.sizes import add_size_option
+from mazeagent.experiments.sizes import add_size_option
 from mazeagent.ppo.config import DEFAULT_WANDB_MODE, WANDB_MODES
 
 
@@ -57,7 +57,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _me5(args: argparse.Namespace) -> int:
-    from experiments.finetune import me5
+    from mazeagent.experiments.finetune import me5
 
     paths = me5(args.original, args.finetuned, args.out, episodes=args.episodes, seed=args.seed, budget=args.budget,
                 points=args.points, wandb_mode=args.wandb)
@@ -89,7 +89,7 @@ def register_bench(bench_subparsers: argparse._SubParsersAction) -> None:
 def _bench_factors(args: argparse.Namespace) -> int:
     import json
 
-    from experiments.bench import bench_factors
+    from mazeagent.experiments.bench import bench_factors
 
     out = bench_factors(args.rows, args.splits, args.boot, args.seed)
     print(json.dumps(out, indent=1) if args.json else
@@ -103,8 +103,8 @@ def _bench(args: argparse.Namespace) -> int:
     import jax
     import numpy as np
 
-    from experiments.policies import NetPolicy
-    from experiments.rollouts import RolloutConfig, rollout
+    from mazeagent.experiments.policies import NetPolicy
+    from mazeagent.experiments.rollouts import RolloutConfig, rollout
     from mazeagent.env.mazes import generate_mazes
     from mazeagent.nets import ImpalaCNN
 
@@ -131,7 +131,7 @@ def _common(p: argparse.ArgumentParser, mazes: int | None) -> None:
     add_size_option(p)
     p.add_argument("--wandb", default=DEFAULT_WANDB_MODE, choices=WANDB_MODES,
                    help="wandb mode (default offline, written under --out)")
-    from experiments.stats import SOLVERS
+    from mazeagent.experiments.stats import SOLVERS
 
     p.add_argument("--solver", default=SOLVERS[0], choices=SOLVERS,
                    help="regression solver: batched (default) or sklearn's liblinear, one fit at a time (slow)")
@@ -139,9 +139,9 @@ def _common(p: argparse.ArgumentParser, mazes: int | None) -> None:
 
 
 def _study(args: argparse.Namespace) -> int:
-    from experiments.policies import NetPolicy
-    from experiments.sizes import resolve_max_size
-    from experiments.study import StudyConfig, run_study
+    from mazeagent.experiments.policies import NetPolicy
+    from mazeagent.experiments.sizes import resolve_max_size
+    from mazeagent.experiments.study import StudyConfig, run_study
 
     if not Path(args.checkpoint).exists():
         raise ValueError(f"checkpoint {args.checkpoint} does not exist")
@@ -151,8 +151,8 @@ def _study(args: argparse.Namespace) -> int:
                       max_maze_size=resolve_max_size(args.max_maze_size, args.checkpoint))
     progress = not args.no_progress
     if args.shard is not None:
-        from experiments.shards import parse_shard
-        from experiments.study import run_shard
+        from mazeagent.experiments.shards import parse_shard
+        from mazeagent.experiments.study import run_shard
 
         i, k = parse_shard(args.shard)
         if k > cfg.mazes:
@@ -162,7 +162,7 @@ def _study(args: argparse.Namespace) -> int:
         print(f"shard {i}/{k}: {npz.resolve()}")
         return 0
     if args.merge is not None:
-        from experiments.study import merge_study
+        from mazeagent.experiments.study import merge_study
 
         if not 1 <= args.merge <= cfg.mazes:
             raise ValueError(f"--merge K needs 1 <= K <= --mazes ({cfg.mazes}), got {args.merge}")
@@ -176,8 +176,8 @@ def _study(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from experiments.sizes import resolve_max_size
-    from experiments.study import DEMO, bundled_checkpoint, demo_policy, run_study
+    from mazeagent.experiments.sizes import resolve_max_size
+    from mazeagent.experiments.study import DEMO, bundled_checkpoint, demo_policy, run_study
 
     out = Path(args.out)
     cfg = replace(DEMO, seed=args.seed, greedy=args.greedy, wandb_mode=args.wandb, solver=args.solver,

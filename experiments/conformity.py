@@ -17,10 +17,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from experiments import stats, verdicts
-from experiments.policies import Policy, ValuePolicy
-from experiments.report import Report, Section
-from experiments.rollouts import evaluate, grouped_probs
+from mazeagent.experiments import stats, verdicts
+from mazeagent.experiments.policies import Policy, ValuePolicy
+from mazeagent.experiments.report import Report, Section
+from mazeagent.experiments.rollouts import evaluate, grouped_probs
 from mazeagent.maze.batch import Mazes
 from mazeagent.nets import ACTION_TO_GROUP
 

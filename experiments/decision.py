@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from experiments import published, stats
-from experiments.policies import Policy
-from experiments.report import Report, Section, fmt, pyplot
-from experiments.rollouts import evaluate, grouped_probs
+from mazeagent.experiments import published, stats
+from mazeagent.experiments.policies import Policy
+from mazeagent.experiments.report import Report, Section, fmt, pyplot
+from mazeagent.experiments.rollouts import evaluate, grouped_probs
 from mazeagent.maze.batch import Mazes
 
 
@@ -40,7 +40,7 @@ def probs_at_decision(policy: Policy, mazes: Mazes, idx: np.ndarray, key) -> dic
 
 def section(policy, mazes: Mazes, df, rep: Report, key, horizon: int = 256) -> Section:
     """The decision-square probabilities over the factor-study mazes, and how they relate to attainment."""
-    from experiments.behaviour import factor_subset
+    from mazeagent.experiments.behaviour import factor_subset
 
     sec = Section("decision", "Decision-square action probabilities")
     sub = factor_subset(df)

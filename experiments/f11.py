@@ -9,9 +9,9 @@ from typing import Any
 
 import numpy as np
 
-from experiments import published, stats, verdicts
-from experiments.behaviour import factor_subset
-from experiments.report import Report, Section, fmt, pyplot
+from mazeagent.experiments import published, stats, verdicts
+from mazeagent.experiments.behaviour import factor_subset
+from mazeagent.experiments.report import Report, Section, fmt, pyplot
 from mazeagent.maze.batch import Mazes
 from mazeagent.maze.level import Level
 
@@ -72,7 +72,7 @@ def lengthen_edit(level: Level) -> tuple[Level, float, float] | None:
 def section(policy: Any, mazes: Mazes, df: Any, rep: Report, n_mazes: int, seed: int, key: Any) -> Section:
     """P(first move toward the cheese at the decision square), before vs after lengthening the legal-steps
     distance decision square→cheese with every Euclidean distance fixed."""
-    from experiments.decision import probs_at_decision
+    from mazeagent.experiments.decision import probs_at_decision
 
     sec = Section("f11", "F11 — hand edits: longer legal steps, same Euclidean distances")
     sub = factor_subset(df)

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from experiments import verdicts as V
-from experiments.report import Report, Section
-from experiments.stats import wilson_ci
+from mazeagent.experiments import verdicts as V
+from mazeagent.experiments.report import Report, Section
+from mazeagent.experiments.stats import wilson_ci
 
 ME5_BUDGET = 0.10  # "< 10% of the original training compute"
 ME5_REL_MARGIN = 0.05  # within 5% (relative) of the original's own cheese rate counts as "as good at the cheese"
@@ -151,7 +151,7 @@ def me5(original: str | Path, finetuned: str | Path, out_dir: str | Path, episod
 
 
 def _plot(rep: Report, sec: Section, curve: list[dict], bar: float, budget: float) -> None:
-    from experiments.report import pyplot
+    from mazeagent.experiments.report import pyplot
 
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.2))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from experiments.stats import fmt
+from mazeagent.experiments.stats import fmt
 
 PATH = Path(__file__).with_name("published.toml")
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from experiments import verdicts
-from experiments.stats import fmt  # noqa: F401 - the report's number format, used by every section
+from mazeagent.experiments import verdicts
+from mazeagent.experiments.stats import fmt  # noqa: F401 - the report's number format, used by every section
 
 FIG_DIR = "figures"
 

@@ -11,7 +11,7 @@ Sampling draws the move group (left/down/up/right/stay) from the 15→5 grouped 
 have identical dynamics, so this is the 15-way categorical in distribution. ``greedy=True`` takes the argmax of the
 15 logits. Horizons 256 and 500 come from one 500-step rollout (procgen's timeout).
 
-Policies follow :class:`experiments.policies.Policy`: ``policy(states, key) -> (B, 15) logits``, deterministic in
+Policies follow :class:`mazeagent.experiments.policies.Policy`: ``policy(states, key) -> (B, 15) logits``, deterministic in
 the state (maze, square, facing), which is what makes the distinct-state cache exact.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.policies import NOOP, Policy, States, ValuePolicy
+from mazeagent.experiments.policies import NOOP, Policy, States, ValuePolicy
 from mazeagent.batching import bucket, pad_rows, pad_to_bucket
 from mazeagent.env.mazes import renderers, static_frames
 from mazeagent.maze.batch import Mazes
@@ -46,7 +46,7 @@ MOVE_CHARS = "LDURN"  # per group, for the tidy table's ``actions`` string
 def evaluate(policy: Policy, mazes: Mazes, idx: np.ndarray, squares: np.ndarray, reflected: np.ndarray,
              key: jax.Array, with_value: bool = False, frames: Callable[[], jax.Array] | None = None,
              frame_rows: np.ndarray | None = None, max_batch: int = EVAL_BATCH) -> tuple[np.ndarray, np.ndarray | None]:
-    """Policy logits (and values, for a :class:`~experiments.policies.ValuePolicy`) with the mouse of maze
+    """Policy logits (and values, for a :class:`~mazeagent.experiments.policies.ValuePolicy`) with the mouse of maze
     ``idx[i]`` at world ``squares[i]`` facing ``reflected[i]``. The policy sees batches of at most ``max_batch``
     states padded to a few sizes (so a network compiles few shapes). ``frames()`` may give pre-rendered static
     frames, ``frame_rows[i]`` = the row of query i's maze in them; they are rendered only if the policy looks."""
@@ -156,7 +156,7 @@ class Rollouts:
     raw: dict = field(default_factory=dict, repr=False)  # engine outputs per played maze (+ "maze"): what shards save
 
     def summary(self) -> dict:
-        from experiments.stats import proportion
+        from mazeagent.experiments.stats import proportion
 
         df = self.episodes
         out = {"n_mazes": int(len(df)), "config": vars(self.config), **self.stats, "horizons": {}}
@@ -171,7 +171,7 @@ class Rollouts:
         out.mkdir(parents=True, exist_ok=True)
         paths = {"episodes": out / "episodes.csv", "summary": out / "rollouts.json"}
         self.episodes.to_csv(paths["episodes"], index=False)
-        from experiments.report import _jsonable
+        from mazeagent.experiments.report import _jsonable
 
         paths["summary"].write_text(json.dumps(_jsonable(self.summary()), indent=1))
         return paths

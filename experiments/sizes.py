@@ -58,10 +58,10 @@ def size_note(max_size: int | None, larger: str = "played apart in their own sec
 def unseen_section(policy: Any, cfg: Any, trained: Any) -> Any:
     """Outcome rates on mazes larger than ``cfg.max_maze_size`` (``cfg.unseen_mazes`` of them), by size, beside the
     trained sizes' rates (``trained``: the study's episode table). Reported only: no prediction is scored here."""
-    from experiments.report import Section
-    from experiments.rollouts import HORIZONS, RolloutConfig, rollout
+    from mazeagent.experiments.report import Section
+    from mazeagent.experiments.rollouts import HORIZONS, RolloutConfig, rollout
     from mazeagent.env.mazes import generate_mazes
-    from experiments.stats import proportion
+    from mazeagent.experiments.stats import proportion
 
     mazes = generate_mazes(cfg.unseen_mazes, seed=cfg.seed + 1, min_size=cfg.max_maze_size + 2)
     ro = rollout(policy, mazes, RolloutConfig(horizon=cfg.horizon, greedy=cfg.greedy, chunk=cfg.chunk,

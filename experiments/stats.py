@@ -2,7 +2,7 @@
 Wilson and bootstrap intervals.
 
 Follows the published analysis (docs/research.md §5): factors are z-scored over the whole filtered data set,
-an L1 logistic regression (liblinear's estimator, solved for all splits at once by :mod:`experiments.l1logit`) is
+an L1 logistic regression (liblinear's estimator, solved for all splits at once by :mod:`mazeagent.experiments.l1logit`) is
 fitted on many random 80/20 splits and scored against the majority-class baseline of the same split
 (``StatsConfig.solver="liblinear"`` runs sklearn's liblinear itself, one fit at a time, to check the batched solver).
 Factors that are exact linear combinations of others (F6 = F4 − F2 in a tree maze) have no identifiable
@@ -182,7 +182,7 @@ def _fit_many(X: np.ndarray, y: np.ndarray, weights: np.ndarray, cfg: StatsConfi
     """(coef (B, d), intercept (B,)) of liblinear's L1 logistic regression, one fit per row of sample weights."""
     if cfg.solver == "liblinear":
         return _fit_liblinear(X, y, weights, cfg.C)
-    from experiments.l1logit import fit_l1_logistic
+    from mazeagent.experiments.l1logit import fit_l1_logistic
 
     coef, icpt, _ = fit_l1_logistic(X, y, weights, cfg.C)
     return coef, icpt
@@ -256,7 +256,7 @@ def logistic_splits(X: np.ndarray, y: np.ndarray, names: list[str], cfg: StatsCo
     Columns that are exact linear combinations of others (:func:`collinear_columns`) have no identifiable
     coefficient: with ``drop_collinear`` they are left out of the fit and listed in ``excluded`` (their coefficient,
     CI and sign-flip rate are NaN). Every split and bootstrap refit is the same estimator as liblinear's
-    (:mod:`experiments.l1logit`), fitted all at once. Splits whose training part holds a single class are skipped
+    (:mod:`mazeagent.experiments.l1logit`), fitted all at once. Splits whose training part holds a single class are skipped
     (only possible on tiny data).
     """
     X, y = _check_xy(X, y, names)

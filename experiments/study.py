@@ -18,9 +18,9 @@ import numpy as np
 
 from mazeagent.maze.batch import Mazes
 from mazeagent.maze.level import TIMEOUT
+from mazeagent.ppo.checkpoint import BUNDLED_AGENT
 from mazeagent.ppo.config import DEFAULT_WANDB_MODE, WANDB_MODES
 
-ASSET_AGENT = Path(__file__).resolve().parent.parent / "mazeagent" / "assets" / "agent"
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ class StudyConfig:
             check_max_maze_size(self.max_maze_size, 25)
         if self.wandb_mode not in WANDB_MODES:
             raise ValueError(f"wandb_mode must be one of {WANDB_MODES}, got {self.wandb_mode!r}")
-        from experiments.stats import SOLVERS
+        from mazeagent.experiments.stats import SOLVERS
 
         if self.solver not in SOLVERS:
             raise ValueError(f"solver must be one of {SOLVERS}, got {self.solver!r}")
@@ -67,7 +67,7 @@ DEMO = StudyConfig(mazes=400, chunk=256, f11_mazes=40, conformity_mazes=8, n_spl
 def run_study(policy: Any, out_dir: str | Path, cfg: StudyConfig = StudyConfig(), checkpoint: str | None = None,
               progress: bool = True) -> dict[str, Path]:
     """Run every behaviour analysis for ``policy`` and write the report into ``out_dir``."""
-    from experiments.rollouts import rollout
+    from mazeagent.experiments.rollouts import rollout
     from mazeagent.env.mazes import generate_mazes
 
     t0 = time.perf_counter()
@@ -80,10 +80,10 @@ def run_study(policy: Any, out_dir: str | Path, cfg: StudyConfig = StudyConfig()
 
 def run_shard(policy: Any, out_dir: str | Path, cfg: StudyConfig, shard: int, shards: int,
               checkpoint: str | None = None, progress: bool = True) -> tuple[Path, Path]:
-    """Roll out shard ``shard`` of ``shards`` (maze indices :func:`~experiments.rollouts.shard_indices`) into
+    """Roll out shard ``shard`` of ``shards`` (maze indices :func:`~mazeagent.experiments.rollouts.shard_indices`) into
     ``out_dir/shards/``; results.json is left to :func:`merge_study`."""
-    from experiments.rollouts import rollout, shard_indices
-    from experiments.shards import save_shard
+    from mazeagent.experiments.rollouts import rollout, shard_indices
+    from mazeagent.experiments.shards import save_shard
     from mazeagent.env.mazes import generate_mazes
 
     idx = shard_indices(cfg.mazes, shard, shards)
@@ -100,8 +100,8 @@ def merge_study(policy: Any, out_dir: str | Path, cfg: StudyConfig, shards: int,
                 progress: bool = True) -> dict[str, Path]:
     """Join the ``shards`` shards in ``out_dir/shards/`` (all present, same checkpoint, maze count and seed, else
     ValueError) and run the analyses: the same results.json as :func:`run_study` in one process."""
-    from experiments.rollouts import from_results
-    from experiments.shards import load_shards
+    from mazeagent.experiments.rollouts import from_results
+    from mazeagent.experiments.shards import load_shards
     from mazeagent.env.mazes import generate_mazes
 
     t0 = time.perf_counter()
@@ -118,13 +118,13 @@ def merge_study(policy: Any, out_dir: str | Path, cfg: StudyConfig, shards: int,
 
 
 def _rollout_config(cfg: StudyConfig):
-    from experiments.rollouts import RolloutConfig
+    from mazeagent.experiments.rollouts import RolloutConfig
 
     return RolloutConfig(horizon=cfg.horizon, greedy=cfg.greedy, chunk=cfg.chunk, seed=cfg.seed)
 
 
 def _shard_meta(policy: Any, cfg: StudyConfig, shards: int, checkpoint: str | None) -> dict:
-    from experiments.shards import policy_fingerprint
+    from mazeagent.experiments.shards import policy_fingerprint
 
     return {"checkpoint": checkpoint or "(in-memory policy)", "params_sha256": policy_fingerprint(policy),
             "mazes": cfg.mazes, "seed": cfg.seed, "horizon": cfg.horizon, "greedy": cfg.greedy, "shards": shards,
@@ -135,8 +135,8 @@ def _analyse(policy: Any, mazes: Mazes, ro: Any, out: Path, cfg: StudyConfig, ch
              timings: dict, t0: float) -> dict[str, Path]:
     """Every analysis after the rollouts, then the report. results.json holds only what the seed determines;
     wall times and work counters (which depend on the machine and the sharding) go to timing.json."""
-    from experiments import behaviour, conformity, decision, f11, sizes, stats
-    from experiments.report import Report, _jsonable
+    from mazeagent.experiments import behaviour, conformity, decision, f11, sizes, stats
+    from mazeagent.experiments.report import Report, _jsonable
 
     out.mkdir(parents=True, exist_ok=True)
     ro.save(out)
@@ -163,7 +163,7 @@ def _analyse(policy: Any, mazes: Mazes, ro: Any, out: Path, cfg: StudyConfig, ch
         timings[name] = time.perf_counter() - t
     paths = rep.write()
     if cfg.wandb_mode != "disabled":  # the report's numbers and figures, plus example rollouts as videos
-        from experiments.report import log_wandb
+        from mazeagent.experiments.report import log_wandb
 
         log_wandb(rep, json.loads(paths["results"].read_text()), cfg.wandb_mode,
                   media=example_media(mazes, df, out / "media"))
@@ -189,7 +189,7 @@ def example_media(mazes: Mazes, episodes: Any, out_dir: str | Path, per_outcome:
     episodes' ``actions``, so no rollout state has to be kept."""
     import wandb
 
-    from experiments.rollouts import HORIZONS
+    from mazeagent.experiments.rollouts import HORIZONS
     from mazeagent.maze.draw import save_png
     from mazeagent.media import episode_media
 
@@ -219,7 +219,7 @@ def replay_episodes(mazes: Mazes, idx: list[int], actions: list[str]) -> list[An
     strings (one move group per character, as in episodes.csv), stepped together."""
     import jax.numpy as jnp
 
-    from experiments.rollouts import replay_moves
+    from mazeagent.experiments.rollouts import replay_moves
     from mazeagent.env.mazes import renderers, static_frames
     from mazeagent.maze.level import WORLD
     from mazeagent.media import Episode
@@ -244,13 +244,13 @@ def replay_episodes(mazes: Mazes, idx: list[int], actions: list[str]) -> list[An
 
 def bundled_checkpoint() -> Path | None:
     """The agent shipped under ``mazeagent/assets/agent`` (a checkpoint directory), if any."""
-    return ASSET_AGENT if ASSET_AGENT.exists() and any(ASSET_AGENT.iterdir()) else None
+    return BUNDLED_AGENT if BUNDLED_AGENT.exists() and any(BUNDLED_AGENT.iterdir()) else None
 
 
 def demo_policy(out_dir: Path, seed: int, train: bool = False, progress: bool = True) -> tuple[Any, str]:
     """The bundled agent; without one, a tiny agent trained here (``train=True``, cached in ``out_dir/agent``;
     slow on a busy CPU) or an untrained scale-1 network, so the demo always runs. The report says which."""
-    from experiments.policies import NetPolicy
+    from mazeagent.experiments.policies import NetPolicy
 
     ckpt = bundled_checkpoint()
     if ckpt is not None:
@@ -266,7 +266,7 @@ def demo_policy(out_dir: Path, seed: int, train: bool = False, progress: bool = 
         from mazeagent.ppo.config import make_config
         from mazeagent.ppo.runner import run
 
-        print(f"no bundled agent under {ASSET_AGENT}; training a tiny one into {agent}")
+        print(f"no bundled agent under {BUNDLED_AGENT}; training a tiny one into {agent}")
         config = make_config("tiny", ["distribution_mode=hard", "timeout=500", "rand_region=5",
                                       "total_timesteps=16384", "num_envs=64", "num_steps=64"], seed)
         rc = run(config, agent, progress=progress)
@@ -276,7 +276,7 @@ def demo_policy(out_dir: Path, seed: int, train: bool = False, progress: bool = 
         return NetPolicy.load(agent), f"{agent} (tiny demo agent trained here: not the published agent)"
     from mazeagent.nets import ImpalaCNN
 
-    print(f"WARNING: no bundled agent under {ASSET_AGENT}: the demo plays an UNTRAINED scale-1 network "
+    print(f"WARNING: no bundled agent under {BUNDLED_AGENT}: the demo plays an UNTRAINED scale-1 network "
           "(pass --train to train a tiny agent first, or --checkpoint to `mazeagent study`)")
     net = ImpalaCNN(scale=1)
     params = net.init(jax.random.PRNGKey(seed), np.zeros((1, 64, 64, 3), np.uint8))

@@ -209,7 +209,7 @@ def brier_summary(rows: list[dict]) -> dict:
 
 def calibration(rows: list[dict], edges: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)) -> dict:
     """Credences against resolved outcomes: the points, and per credence bin the share supported (Wilson CI)."""
-    from experiments.stats import wilson_ci
+    from mazeagent.experiments.stats import wilson_ci
 
     pts = [{"id": r["id"], "credence": r["credence"], "outcome": int(r["verdict"] == SUPPORTED)}
            for r in rows if r.get("credence") is not None and r["verdict"] in RESOLVED]
@@ -228,7 +228,7 @@ def scorecard_row(pid: str, measured: str, value: float | None, ci: tuple[float,
                   verdict: Verdict, **extra) -> dict:
     """One report row: question, short claim, credence, measured value with CI, the published counterpart,
     verdict, Brier score."""
-    from experiments import published
+    from mazeagent.experiments import published
 
     p = BY_ID[pid]
     pub = published.for_prediction(pid)

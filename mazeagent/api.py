@@ -31,7 +31,6 @@ from mazeagent.maze.level import TIMEOUT, Level, inner_to_world, world_to_activa
 from mazeagent.nets.actions import GROUP_NAMES
 
 MAZE_FORMAT = "mazeagent-maze-v1"
-BUNDLED_AGENT = Path(__file__).parent / "assets" / "agent"
 VIDEO_GAP = 4  # white pixel columns between the original and the patched episode
 
 
@@ -211,7 +210,7 @@ class Rollout:
 
 @dataclass(frozen=True)
 class _StateTable:
-    """A policy (experiments.policies.Policy) that looks its logits up in a (world, world, facing, 15) table."""
+    """A policy (mazeagent.experiments.policies.Policy) that looks its logits up in a (world, world, facing, 15) table."""
 
     logits: np.ndarray
 
@@ -234,7 +233,7 @@ class Agent:
 
     def act_probs(self, maze: Maze, square: tuple[int, int] | None = None) -> dict[str, float]:
         """The five grouped action probabilities with the mouse at ``square`` (default: the maze's mouse)."""
-        from probes.vfield import field_probs
+        from mazeagent.probes.vfield import field_probs
 
         sq = maze.mouse if square is None else maze.with_mouse(*square).mouse  # validated like any edit
         world = np.array([inner_to_world(sq, maze.size)], np.int32)
@@ -243,7 +242,7 @@ class Agent:
 
     def vector_field(self, maze: Maze):
         """The policy's field over every open square (probes/vfield.py), under the current patch if any."""
-        from probes.vfield import vector_field
+        from mazeagent.probes.vfield import vector_field
 
         return vector_field(self.net, self.params, maze.mazes, 0, self.hooks)
 
@@ -262,7 +261,7 @@ class Agent:
         """Play one episode from the maze's mouse square (facing left) for at most ``steps`` steps, ending on the
         cheese; actions are sampled with ``seed`` (or the argmax with ``greedy``) by the rollout engine of
         experiments/rollouts.py, under the current patch if any. Same seed, same episode."""
-        from experiments.rollouts import RolloutConfig, replay_moves, rollout
+        from mazeagent.experiments.rollouts import RolloutConfig, replay_moves, rollout
 
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2 ** 31:
             raise ValueError(f"seed must be an int in [0, 2**31), got {seed!r}")
@@ -284,7 +283,7 @@ class Agent:
         engine asks for a few states at a time, and one batch of all of them (2 x open squares) is far cheaper."""
         from mazeagent.env.mazes import observations
         from mazeagent.nets.hooked import HookedImpala
-        from probes.vfield import open_squares
+        from mazeagent.probes.vfield import open_squares
 
         sq = open_squares(mazes, 0)
         squares, facing = np.concatenate([sq, sq]), np.repeat([False, True], len(sq))
@@ -298,7 +297,7 @@ class Agent:
     @contextlib.contextmanager
     def patched(self, hooks: Mapping[str, Any]) -> Iterator[Agent]:
         """Apply ``hooks`` to every call inside the block (patches compose with an enclosing one)."""
-        from probes.interventions import compose_hooks
+        from mazeagent.probes.interventions import compose_hooks
 
         before = self.hooks
         self.hooks = dict(hooks) if before is None else compose_hooks(before, hooks)
@@ -313,7 +312,7 @@ def cheese_vector(agent: Agent, maze: Maze, coeff: float = -1.0, layer: str | No
     its square) at ``layer`` (default ``embedder.block2.res1.resadd_out``); -1 is the published subtraction
     (docs/research.md §4.1). Use with ``agent.patched(...)``."""
     from mazeagent.nets.hooks import DEFAULT_LAYER
-    from probes.steering import cheese_vectors, steer
+    from mazeagent.probes.steering import cheese_vectors, steer
 
     if maze.cheese is None:
         raise ValueError("the maze has no cheese, so it has no cheese vector")
@@ -329,8 +328,8 @@ def clamp_channel(agent: Agent, maze: Maze, square: tuple[int, int], channel: in
     ``agent.patched(...)``."""
     from mazeagent.maze.edit import check_square
     from mazeagent.nets.hooks import DEFAULT_LAYER
-    from probes.common import ProbeStudyConfig
-    from probes.interventions import clamp, layer_shape
+    from mazeagent.probes.common import ProbeStudyConfig
+    from mazeagent.probes.interventions import clamp, layer_shape
 
     layer = layer or DEFAULT_LAYER
     value = ProbeStudyConfig.retarget_value if value is None else value
@@ -404,7 +403,7 @@ def plot_channel(maze: Maze, cache: Mapping[str, np.ndarray], layer: str, channe
 def load_agent(path: str | os.PathLike | None = None) -> Agent:
     """An agent from a run directory, a checkpoint directory, a published ``.pth`` file (converted in memory with the
     safe reader, nothing executed) or, with no argument, the bundled agent."""
-    from mazeagent.ppo.checkpoint import load_policy
+    from mazeagent.ppo.checkpoint import BUNDLED_AGENT, load_policy
 
     path = BUNDLED_AGENT if path is None else Path(path)
     net, params, config = load_policy(path)

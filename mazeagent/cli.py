@@ -13,8 +13,8 @@ COMMAND_MODULES = [
     "mazeagent.env.cli",        # env parity, bench env
     "mazeagent.ppo.cli",        # train, eval, bench train
     "mazeagent.nets.cli",       # import-torch, export-torch, pth-info
-    "experiments.cli",          # study, demo
-    "probes.cli",               # probe experiments
+    "mazeagent.experiments.cli",          # study, demo
+    "mazeagent.probes.cli",               # probe experiments
     "mazeagent.cluster.cli",    # submit, status
     "mazeagent.viewer.cli",     # view
 ]
@@ -49,7 +49,7 @@ def _enable_compile_cache() -> None:
 
 
 # Commands that mostly run the policy forward on big batches of independent frames (no training): on a CPU they
-# split each batch over two XLA host devices (experiments.policies.NetPolicy), faster than one device's intra-op
+# split each batch over two XLA host devices (mazeagent.experiments.policies.NetPolicy), faster than one device's intra-op
 # threads on a CPU with few cores (README: measured numbers). Per-frame results agree to float rounding (bitwise for the scale-1 net on our CPU).
 HOST_PARALLEL_COMMANDS = {"study", "demo", "probes", "bench rollouts", "bench vfield"}
 

@@ -23,8 +23,8 @@ import numpy as np
 from mazeagent.env.mazes import observations
 from mazeagent.maze.batch import Mazes
 from mazeagent.maze.level import world_to_activation
-from probes.dataset import capture
-from probes.vfield import open_squares
+from mazeagent.probes.dataset import capture
+from mazeagent.probes.vfield import open_squares
 
 O2_THRESHOLD = 0.8
 TOL = 1

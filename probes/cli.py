@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from experiments.sizes import add_size_option
+from mazeagent.experiments.sizes import add_size_option
 from mazeagent.ppo.config import DEFAULT_WANDB_MODE, WANDB_MODES
-from probes import EXPERIMENTS
+from mazeagent.probes import EXPERIMENTS
 
 
 
@@ -80,7 +80,7 @@ def _net(checkpoint: str | None, scale: int | None, seed: int):
 
 
 def _probes(args: argparse.Namespace) -> int:
-    from probes.experiments import ProbeStudyConfig, run
+    from mazeagent.probes.experiments import ProbeStudyConfig, run
 
     exps = tuple(e.strip().lower() for e in args.experiments.split(",") if e.strip())
     bad = [e for e in exps if e not in EXPERIMENTS]
@@ -93,9 +93,9 @@ def _probes(args: argparse.Namespace) -> int:
         check_names([args.layer])
         if len(hook_shapes()[args.layer]) != 3:
             raise ValueError(f"--layer must be a spatial (conv) hook point, got {args.layer!r}")
-    from experiments.sizes import resolve_max_size
-    from probes.exp_patch import seed_list
-    from probes.exp_paths import parse_channel_lists
+    from mazeagent.experiments.sizes import resolve_max_size
+    from mazeagent.probes.exp_patch import seed_list
+    from mazeagent.probes.exp_paths import parse_channel_lists
 
     net, params = _net(args.checkpoint, args.random_init, args.seed)
     cv_seeds = None if args.cv_seeds is None else seed_list(args.cv_seeds)
@@ -119,7 +119,7 @@ def _bench(args: argparse.Namespace) -> int:
     import numpy as np
 
     from mazeagent.env.mazes import generate_mazes
-    from probes.vfield import vector_field
+    from mazeagent.probes.vfield import vector_field
 
     net, params = _net(args.checkpoint, args.scale, args.seed)
     pool = generate_mazes(64, seed=args.seed)

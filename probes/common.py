@@ -17,16 +17,16 @@ from typing import Any, Callable
 
 import numpy as np
 
-from experiments import verdicts as V
-from experiments.policies import Policy
-from experiments.report import Report
-from experiments.rollouts import TIMEOUT, RolloutConfig, rollout
-from experiments.stats import bootstrap_ci, proportion
+from mazeagent.experiments import verdicts as V
+from mazeagent.experiments.policies import Policy
+from mazeagent.experiments.report import Report
+from mazeagent.experiments.rollouts import TIMEOUT, RolloutConfig, rollout
+from mazeagent.experiments.stats import bootstrap_ci, proportion
 from mazeagent.env.mazes import from_generated, generate_mazes
 from mazeagent.maze.batch import Mazes
 from mazeagent.nets.hooks import DEFAULT_LAYER
-from probes import channels as CH
-from probes import interventions as I
+from mazeagent.probes import channels as CH
+from mazeagent.probes import interventions as I
 
 PUBLISHED_SHARE = 11 / 128  # cheese channels found by eye among the 128 of block2.res1.resadd_out
 NOT_DEMONSTRATED = "not demonstrated"
@@ -158,7 +158,7 @@ def mazes_from_seeds(seeds: Any) -> Mazes:
 
 def row(pid: str, measured: str, value: float | None, ci: Any, verdict: str, credence: float | None = None,
         **extra: Any) -> dict:
-    """A scorecard row for a prediction of :data:`experiments.verdicts.PREDICTIONS`; ``credence`` overrides the
+    """A scorecard row for a prediction of :data:`mazeagent.experiments.verdicts.PREDICTIONS`; ``credence`` overrides the
     stored one when the measurement resolves a sub-forecast (O2's "at least 5")."""
     r = V.scorecard_row(pid, measured, value, ci, verdict, **extra)
     if credence is not None:

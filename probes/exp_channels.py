@@ -1,6 +1,6 @@
 """O2: channels after the first IMPALA block that visibly track the cheese or the top-right square.
 
-Our tracking criterion (:mod:`probes.channels`) is applied to every channel of the residual adds of blocks 2 and
+Our tracking criterion (:mod:`mazeagent.probes.channels`) is applied to every channel of the residual adds of blocks 2 and
 3. The count per layer gets a maze-bootstrap interval. On a net that has the published 11 cheese channels (a
 128-wide ``block2.res1.resadd_out``) they are scored too, which checks that the threshold finds what was found by eye.
 The "at least 5" sub-forecast is supported when one layer's interval lies at or above 5; since every channel of every
@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from experiments import verdicts as V
-from experiments.report import Section
+from mazeagent.experiments import verdicts as V
+from mazeagent.experiments.report import Section
 from mazeagent.nets.hooks import DEFAULT_LAYER
-from probes import channels as CH
-from probes.common import ProbeStudy, plt, row
+from mazeagent.probes import channels as CH
+from mazeagent.probes.common import ProbeStudy, plt, row
 
 PUBLISHED_CHANNELS = (7, 8, 42, 44, 55, 77, 82, 88, 89, 99, 113)
 PUBLISHED_WIDTH = 128

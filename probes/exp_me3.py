@@ -22,15 +22,15 @@ from typing import Any
 import jax
 import numpy as np
 
-from experiments import verdicts as V
-from experiments.report import Section, Table
-from experiments.rollouts import evaluate, grouped_probs
-from experiments.stats import bootstrap_ci, proportion
-from probes import channels as CH
-from probes import interventions as I
-from probes import steering as S
+from mazeagent.experiments import verdicts as V
+from mazeagent.experiments.report import Section, Table
+from mazeagent.experiments.rollouts import evaluate, grouped_probs
+from mazeagent.experiments.stats import bootstrap_ci, proportion
+from mazeagent.probes import channels as CH
+from mazeagent.probes import interventions as I
+from mazeagent.probes import steering as S
 from mazeagent.maze.batch import Mazes
-from probes.common import ProbeStudy, finite, plt, row
+from mazeagent.probes.common import ProbeStudy, finite, plt, row
 
 SWEEP = (-3.0, -2.0, -1.0, 0.0, 0.5, 1.0, 2.0, 3.0)  # steering coefficients swept
 

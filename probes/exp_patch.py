@@ -12,13 +12,13 @@ from typing import Any
 import jax
 import numpy as np
 
-from experiments.report import Section
-from experiments.stats import bootstrap_ci, proportion
-from probes import interventions as I
-from probes import steering as S
+from mazeagent.experiments.report import Section
+from mazeagent.experiments.stats import bootstrap_ci, proportion
+from mazeagent.probes import interventions as I
+from mazeagent.probes import steering as S
 from mazeagent.maze.batch import Mazes
-from probes.common import (ProbeStudy, demonstrated, finite, got, mazes_from_seeds, paired_cut, plt, rates, row)
-from probes.dataset import collect
+from mazeagent.probes.common import (ProbeStudy, demonstrated, finite, got, mazes_from_seeds, paired_cut, plt, rates, row)
+from mazeagent.probes.dataset import collect
 
 ME1_CUTS = (50, 70, 90, 99)  # ME1@X in verdicts.PREDICTIONS
 MAX_TOP_RIGHT_DROP = 0.25

@@ -12,18 +12,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from experiments.report import Section
-from experiments.stats import bootstrap_ci
+from mazeagent.experiments.report import Section
+from mazeagent.experiments.stats import bootstrap_ci
 from mazeagent.maze.batch import Mazes
 from mazeagent.maze.paths import next_step_towards, shortest_paths
 from mazeagent.maze.level import world_to_activation
 from mazeagent.nets.hooks import DEFAULT_LAYER
-from probes import channels as CH
-from probes import interventions as I
-from probes.common import ProbeStudy, plt, with_cheese
-from probes.exp_channels import PUBLISHED_CHANNELS, PUBLISHED_WIDTH
-from probes.exp_retarget import DIVERGENCE_BINS, setup
-from probes.vfield import field_probs
+from mazeagent.probes import channels as CH
+from mazeagent.probes import interventions as I
+from mazeagent.probes.common import ProbeStudy, plt, with_cheese
+from mazeagent.probes.exp_channels import PUBLISHED_CHANNELS, PUBLISHED_WIDTH
+from mazeagent.probes.exp_retarget import DIVERGENCE_BINS, setup
+from mazeagent.probes.vfield import field_probs
 
 PUBLISHED_LISTS = (("channel 55", (55,), 5.5), ("effective", (8, 55, 77, 82, 88, 89, 113), 2.3),
                    ("all 11", PUBLISHED_CHANNELS, 1.0))

@@ -10,10 +10,10 @@ from typing import Any
 
 import numpy as np
 
-from experiments.report import Section
-from probes import linear as L
-from probes.common import ProbeStudy, at_least, plt, row
-from probes.dataset import collect
+from mazeagent.experiments.report import Section
+from mazeagent.probes import linear as L
+from mazeagent.probes.common import ProbeStudy, at_least, plt, row
+from mazeagent.probes.dataset import collect
 
 CURVE = tuple(f"embedder.block{b}.res{r}.resadd_out" for b in (1, 2, 3) for r in (1, 2))
 TARGETS = {"world": "cheese", "inner": "cheese_inner"}  # coordinates -> dataset label; the first is primary

@@ -17,14 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from experiments import verdicts as V
-from experiments.report import Section
-from experiments.stats import bootstrap_ci, proportion
+from mazeagent.experiments import verdicts as V
+from mazeagent.experiments.report import Section
+from mazeagent.experiments.stats import bootstrap_ci, proportion
 from mazeagent.maze.batch import Mazes
 from mazeagent.maze.level import world_to_activation
-from probes import channels as CH
-from probes import interventions as I
-from probes.common import ProbeStudy, at_least, demonstrated, finite, got, plt, row, with_cheese
+from mazeagent.probes import channels as CH
+from mazeagent.probes import interventions as I
+from mazeagent.probes.common import ProbeStudy, at_least, demonstrated, finite, got, plt, row, with_cheese
 
 ME6_IDS = {1e-4: "ME6@0.01", 1e-3: "ME6@0.1", 1e-2: "ME6@1", 1e-1: "ME6@10"}  # verdicts.PREDICTIONS ids
 ME6_SHARE = 0.75  # of mazes
@@ -210,7 +210,7 @@ def _figure(st: ProbeStudy, sec: Section, edits: list[dict], resolved: dict, by_
 def o1(st: ProbeStudy) -> Section:
     """One activation: the best cheese-tracking channel at the destination's cell; supported when it clears both the
     unedited agent and a random channel, contradicted when it does worse than the unedited agent."""
-    from probes import vfield
+    from mazeagent.probes import vfield
 
     order = CH.ranking(st.cheese_scores())
     ctrl = I.random_channels(order[:1], len(order), 1, st.cfg.seed)

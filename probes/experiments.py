@@ -2,10 +2,10 @@
 figures, 95% CIs and a verdict) and scorecard rows. :func:`run` chains them into ``results.json`` + report + wandb.
 
 Every intervention result is shown next to its controls: a random vector of the same norm, or random channels.
-Episode-level outcomes come from :func:`experiments.rollouts.rollout` (sampled actions, procgen's 500-step timeout).
-The experiments live by group: :mod:`probes.exp_channels` (O2), :mod:`probes.exp_probe` (ME2),
-:mod:`probes.exp_patch` (ME1, the cheese vector), :mod:`probes.exp_retarget` (ME6, O1, O3),
-:mod:`probes.exp_paths` (retargeting by the procgen-tools protocol) and :mod:`probes.exp_me3` (ME3 / IG).
+Episode-level outcomes come from :func:`mazeagent.experiments.rollouts.rollout` (sampled actions, procgen's 500-step timeout).
+The experiments live by group: :mod:`mazeagent.probes.exp_channels` (O2), :mod:`mazeagent.probes.exp_probe` (ME2),
+:mod:`mazeagent.probes.exp_patch` (ME1, the cheese vector), :mod:`mazeagent.probes.exp_retarget` (ME6, O1, O3),
+:mod:`mazeagent.probes.exp_paths` (retargeting by the procgen-tools protocol) and :mod:`mazeagent.probes.exp_me3` (ME3 / IG).
 """
 from __future__ import annotations
 
@@ -13,16 +13,16 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from experiments.report import Report
-from experiments.sizes import size_note
-from probes import EXPERIMENTS
-from probes.common import ProbeStudy, ProbeStudyConfig
-from probes.exp_channels import o2
-from probes.exp_me3 import me3
-from probes.exp_patch import cheese_vector, me1
-from probes.exp_paths import paths
-from probes.exp_probe import me2
-from probes.exp_retarget import me6, o1, o3
+from mazeagent.experiments.report import Report
+from mazeagent.experiments.sizes import size_note
+from mazeagent.probes import EXPERIMENTS
+from mazeagent.probes.common import ProbeStudy, ProbeStudyConfig
+from mazeagent.probes.exp_channels import o2
+from mazeagent.probes.exp_me3 import me3
+from mazeagent.probes.exp_patch import cheese_vector, me1
+from mazeagent.probes.exp_paths import paths
+from mazeagent.probes.exp_probe import me2
+from mazeagent.probes.exp_retarget import me6, o1, o3
 
 RUNNERS = {"o2": o2, "me2": me2, "me1": me1, "cv": cheese_vector, "me6": me6, "paths": paths, "o1": o1, "o3": o3,
            "me3": me3}

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from experiments.policies import States
+from mazeagent.experiments.policies import States
 from mazeagent.nets.hooked import HookedImpala
 from mazeagent.nets.hooks import check_names, hook_shapes
 from mazeagent.nets.impala import HookPoint
@@ -231,7 +231,7 @@ def layer_shape(net: Any, name: str) -> tuple[int, ...]:
 
 @struct.dataclass
 class HookedPolicy:
-    """A network with fixed interventions as a policy (:class:`experiments.policies.Policy`). With ``per_maze``,
+    """A network with fixed interventions as a policy (:class:`mazeagent.experiments.policies.Policy`). With ``per_maze``,
     every leaf of ``hooks`` has a leading axis over the mazes played and each state gets its own maze's row (a
     per-maze cheese vector, a clamp at each maze's target); the hooks stay an argument of one compiled function."""
 

@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from experiments.stats import bootstrap_ci, wilson_ci
+from mazeagent.experiments.stats import bootstrap_ci, wilson_ci
 
 KINDS = ("logistic", "ridge")
 ME2_THRESHOLD = 0.70

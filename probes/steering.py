@@ -8,8 +8,8 @@ with a coefficient.
   added with coefficient +1.
 
 Effects are read at the decision square (:func:`decision_probs`, over
-:func:`experiments.decision.probs_at_decision`), for one patch for all mazes or each maze its own vector (a
-``per_maze`` :class:`probes.interventions.HookedPolicy`).
+:func:`mazeagent.experiments.decision.probs_at_decision`), for one patch for all mazes or each maze its own vector (a
+``per_maze`` :class:`mazeagent.probes.interventions.HookedPolicy`).
 """
 from __future__ import annotations
 
@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from experiments.policies import Policy
+from mazeagent.experiments.policies import Policy
 from mazeagent.env.mazes import observations
 from mazeagent.maze.batch import Mazes
 from mazeagent.maze.level import SPACE, WORLD
-from probes.dataset import capture
-from probes.interventions import AddVector, HookedPolicy
+from mazeagent.probes.dataset import capture
+from mazeagent.probes.interventions import AddVector, HookedPolicy
 
 
 def corridor_to_corner(mazes: Mazes) -> Mazes:
@@ -64,17 +64,17 @@ def steer(layer: str, vector: np.ndarray, coeff: float) -> dict[str, AddVector]:
 
 def decision_square_mazes(mazes: Mazes) -> np.ndarray:
     """Indices of mazes with a decision square and the cheese outside the top-right 5x5 region (the statistics
-    filter of predictions.md, as ``experiments.behaviour.factor_subset`` applies it to rollout tables)."""
+    filter of predictions.md, as ``mazeagent.experiments.behaviour.factor_subset`` applies it to rollout tables)."""
     f = mazes.geometry.factors()
     return np.nonzero((f["has_decision_square"] == 1) & (f["cheese_in_top_right_region"] == 0))[0]
 
 
 def decision_probs(policy: Policy, mazes: Mazes, key: Any = None) -> dict[str, np.ndarray]:
-    """:func:`experiments.decision.probs_at_decision` of ``policy`` for every maze (each needs a decision square),
-    e.g. a :class:`probes.interventions.HookedPolicy` with one patch for all mazes or ``per_maze`` patches."""
+    """:func:`mazeagent.experiments.decision.probs_at_decision` of ``policy`` for every maze (each needs a decision square),
+    e.g. a :class:`mazeagent.probes.interventions.HookedPolicy` with one patch for all mazes or ``per_maze`` patches."""
     import jax
 
-    from experiments.decision import probs_at_decision
+    from mazeagent.experiments.decision import probs_at_decision
 
     key = jax.random.PRNGKey(0) if key is None else key
     return probs_at_decision(policy, mazes, np.arange(len(mazes)), key)

@@ -38,7 +38,7 @@ class VectorField:
     def plot(self, ax: Any = None, title: str = "", color: str = "red") -> Any:
         """The quiver plot over the maze (:func:`plot`); returns the matplotlib Figure."""
         if self.mazes is None:
-            raise ValueError("this field does not know its maze; use probes.vfield.plot(vf, mazes)")
+            raise ValueError("this field does not know its maze; use mazeagent.probes.vfield.plot(vf, mazes)")
         return plot(self, self.mazes, ax=ax, title=title, color=color).figure
 
     @property
@@ -82,7 +82,7 @@ def field_probs(net: Any, params: Any, mazes: Mazes, idx: np.ndarray, squares: n
 
 
 def vector_field(net: Any, params: Any, mazes: Mazes, i: int, hooks: Mapping[str, Any] | None = None) -> VectorField:
-    """The field of maze ``i``, optionally under interventions ``hooks`` (see :mod:`probes.interventions`)."""
+    """The field of maze ``i``, optionally under interventions ``hooks`` (see :mod:`mazeagent.probes.interventions`)."""
     sq = open_squares(mazes, i)
     return VectorField(i, sq, field_probs(net, params, mazes, np.full(len(sq), i), sq, hooks), mazes)
 

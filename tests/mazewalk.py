@@ -1,5 +1,5 @@
 """Plain-Python maze walking for tests: distances and moves written from the rules (docs/maze-spec.md §4), sharing
-no code with mazeagent.maze.paths/geometry or experiments.rollouts, so their numbers can be checked against something
+no code with mazeagent.maze.paths/geometry or mazeagent.experiments.rollouts, so their numbers can be checked against something
 independent.
 
 Squares are ``(row, col)`` with row 0 at the bottom; ``open_`` is a 2-D bool array (True = not a wall).

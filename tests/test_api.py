@@ -89,7 +89,7 @@ def test_vector_field_and_patches(agent):
     sq = (4, 1)
     np.testing.assert_allclose(list(agent.act_probs(m, sq).values()), vf.at(inner_to_world(sq, 5)), atol=1e-6)
     # a planted patch: policy logits x 0 -> uniform over the 15 actions, so each group gets its share
-    from probes.interventions import multiply
+    from mazeagent.probes.interventions import multiply
 
     flat = {"fc_policy_out": multiply(range(15), 15, pos=0.0)}
     uniform = [len(ACTION_GROUPS[g]) / 15 for g in GROUP_NAMES]
@@ -138,7 +138,7 @@ def test_a_published_style_pth_loads_directly(tmp_path):
         assert np.array_equal(np.asarray(a), np.asarray(b))
     with pytest.raises(FileNotFoundError, match="no such .pth"):
         load_policy(tmp_path / "missing.pth")
-    from experiments.sizes import training_max_size
+    from mazeagent.experiments.sizes import training_max_size
 
     assert training_max_size(tmp_path / "model_rand_region_5.pth") is None  # published agents saw every size
 

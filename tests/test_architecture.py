@@ -8,14 +8,15 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("mazeagent", "probes", "experiments")
+# folder -> the package it installs as (pyproject.toml maps probes/ and experiments/ under mazeagent.)
+PACKAGES = {"mazeagent": "mazeagent", "probes": "mazeagent.probes", "experiments": "mazeagent.experiments"}
 
 
 def _modules() -> dict[str, Path]:
     mods = {}
-    for pkg in PACKAGES:
-        for p in sorted((REPO / pkg).rglob("*.py")):
-            parts = p.relative_to(REPO).with_suffix("").parts
+    for folder, package in PACKAGES.items():
+        for p in sorted((REPO / folder).rglob("*.py")):
+            parts = (package, *p.relative_to(REPO / folder).with_suffix("").parts)
             mods[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = p
     return mods
 
@@ -108,3 +109,25 @@ def test_every_module_imports_on_its_own():
     code = "import importlib, sys\nfor n in sys.argv[1:]:\n    importlib.import_module(n)\nprint('ok', len(sys.argv) - 1)"
     p = subprocess.run([sys.executable, "-c", code, *names], capture_output=True, text=True, cwd=REPO, timeout=600)
     assert p.returncode == 0 and p.stdout.split() == ["ok", str(len(names))], p.stderr[-3000:]
+
+
+def test_one_import_root():
+    """probes/ and experiments/ install under mazeagent.; no module (tests and notebooks included) imports them by
+    their folder names, which would load a second copy or collide with a user's own ``experiments`` module."""
+    import importlib.util
+
+    bare = []
+    for path in [*_modules().values(), *sorted((REPO / "tests").glob("*.py"))]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+            bare += [f"{path.name}: {n}" for n in names if n.split(".")[0] in ("probes", "experiments")]
+    for nb in sorted((REPO / "notebooks").glob("*.ipynb")):
+        bare += [f"{nb.name}: {line.strip()}" for line in nb.read_text().splitlines()
+                 if line.strip().strip('"').startswith(("from probes", "from experiments", "import probes",
+                                                          "import experiments"))]
+    assert bare == []
+    spec = importlib.util.find_spec("mazeagent.experiments.rollouts")
+    assert spec is not None and Path(spec.origin) == REPO / "experiments" / "rollouts.py"
+    assert "mazeagent.experiments.rollouts" in set().union(*(import_graph()[m] for m in _modules()
+                                                               if m.startswith("mazeagent.probes")))

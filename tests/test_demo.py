@@ -7,7 +7,7 @@ import json
 import jax
 import jax.numpy as jnp
 
-from experiments.study import bundled_checkpoint, demo_policy
+from mazeagent.experiments.study import bundled_checkpoint, demo_policy
 from mazeagent.ppo.checkpoint import load_policy, read_meta, resolve
 
 

@@ -1,7 +1,7 @@
 """The factor-stage benchmark table: real maze geometry, so F6 = F4 − F2 exactly and the study fits one
 reparameterisation per member of that dependence."""
-from experiments.bench import bench_factors, synthetic_table
-from experiments.behaviour import factor_subset
+from mazeagent.experiments.bench import bench_factors, synthetic_table
+from mazeagent.experiments.behaviour import factor_subset
 
 
 def test_factor_stage_on_real_geometry_fits_each_reparameterisation():

@@ -8,9 +8,9 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from experiments import verdicts as V
-from experiments.finetune import me5, me5_verdict, training_frames, within_budget
-from experiments.study import bundled_checkpoint
+from mazeagent.experiments import verdicts as V
+from mazeagent.experiments.finetune import me5, me5_verdict, training_frames, within_budget
+from mazeagent.experiments.study import bundled_checkpoint
 from mazeagent.ppo.checkpoint import load_policy, save_checkpoint
 
 

@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments import behaviour, stats, verdicts
-from experiments.report import Report, Section, fmt
+from mazeagent.experiments import behaviour, stats, verdicts
+from mazeagent.experiments.report import Report, Section, fmt
 from mazeagent.maze.geometry import PREDICTION_FACTORS
 
 FAST = stats.StatsConfig(n_splits=15, n_boot=40, seed=0)
@@ -145,8 +145,8 @@ def test_wandb_offline_run_holds_the_same_numbers(written):
 def test_small_real_study_and_cli_errors(tmp_path):
     import jax
 
-    from experiments.policies import NetPolicy
-    from experiments.study import StudyConfig, run_study
+    from mazeagent.experiments.policies import NetPolicy
+    from mazeagent.experiments.study import StudyConfig, run_study
     from mazeagent.cli import main
     from mazeagent.nets import ImpalaCNN
 

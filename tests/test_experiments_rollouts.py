@@ -6,8 +6,8 @@ import jax
 import numpy as np
 import pytest
 
-from experiments import policies as P
-from experiments import rollouts as R
+from mazeagent.experiments import policies as P
+from mazeagent.experiments import rollouts as R
 from mazeagent.env.mazes import generate_mazes
 from mazeagent.maze.batch import Mazes
 from mazeagent.maze.level import Level, inner_to_world
@@ -139,8 +139,8 @@ def test_generated_mazes_replay_like_real_procgen():
 
 _HOST_DEVICES = r"""
 import hashlib, sys, jax, numpy as np
-from experiments.policies import NetPolicy
-from experiments.rollouts import RolloutConfig, rollout
+from mazeagent.experiments.policies import NetPolicy
+from mazeagent.experiments.rollouts import RolloutConfig, rollout
 from mazeagent.env.mazes import generate_mazes
 from mazeagent.nets import ImpalaCNN
 net = ImpalaCNN(widths=(4, 8, 8))

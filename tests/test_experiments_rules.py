@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from experiments import behaviour, conformity, published, stats, verdicts
-from experiments.report import Report
-from experiments.verdicts import CONTRADICTED, INCONCLUSIVE, NOT_DEMONSTRATED, SUPPORTED
+from mazeagent.experiments import behaviour, conformity, published, stats, verdicts
+from mazeagent.experiments.report import Report
+from mazeagent.experiments.verdicts import CONTRADICTED, INCONCLUSIVE, NOT_DEMONSTRATED, SUPPORTED
 from mazeagent.maze.geometry import PREDICTION_FACTORS
 from mazeagent.maze.landmarks import QUADRANTS
 
@@ -93,7 +93,7 @@ def test_b1_resolves_only_when_the_three_readings_agree(tmp_path, p_bottom_left,
 def test_u1_covers_every_decision_square_with_a_known_success_rate(tmp_path):
     """A fake agent that takes the value-maximising move in mazes with index % 3 != 0 and another move otherwise:
     U1 must equal that share over *all* mazes with a decision square, not over the small U2/U3 sample."""
-    from experiments.policies import group_logits
+    from mazeagent.experiments.policies import group_logits
     from mazeagent.env.mazes import generate_mazes
     from mazeagent.maze.paths import next_step_towards, step_distances
     from mazeagent.nets import GROUP_NAMES

@@ -6,10 +6,10 @@ import jax
 import numpy as np
 import pytest
 
-from experiments import rollouts as R
-from experiments.policies import NetPolicy
-from experiments.shards import parse_shard, shard_paths
-from experiments.study import StudyConfig, merge_study, run_shard, run_study
+from mazeagent.experiments import rollouts as R
+from mazeagent.experiments.policies import NetPolicy
+from mazeagent.experiments.shards import parse_shard, shard_paths
+from mazeagent.experiments.study import StudyConfig, merge_study, run_shard, run_study
 from mazeagent.nets import ImpalaCNN
 
 CFG = StudyConfig(mazes=30, chunk=16, f11_mazes=3, conformity_mazes=2, n_splits=4, n_boot=8, wandb_mode="disabled")

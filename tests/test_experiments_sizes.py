@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from experiments.sizes import resolve_max_size, training_max_size
-from experiments.study import bundled_checkpoint
+from mazeagent.experiments.sizes import resolve_max_size, training_max_size
+from mazeagent.experiments.study import bundled_checkpoint
 from mazeagent.env.levelgen import INT32_MAX, maze_sizes
 from mazeagent.env.mazes import generate_mazes, level_seeds
 

@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from experiments import stats, verdicts
-from experiments.verdicts import CONTRADICTED, INCONCLUSIVE, SUPPORTED
+from mazeagent.experiments import stats, verdicts
+from mazeagent.experiments.verdicts import CONTRADICTED, INCONCLUSIVE, SUPPORTED
 
 FAST = stats.StatsConfig(n_splits=20, n_boot=40, seed=3)
 
@@ -146,7 +146,7 @@ def test_batched_l1_fit_is_liblinears_estimator():
     """Same optimum as sklearn's liblinear (run to a tight tolerance) for splits and count-weighted resamples."""
     import warnings
 
-    from experiments.l1logit import fit_l1_logistic
+    from mazeagent.experiments.l1logit import fit_l1_logistic
 
     rng = np.random.default_rng(3)
     n = 600

@@ -3,8 +3,8 @@ exactly what the aim implies, checked with an independent walker (tests/mazewalk
 off by one or an episode cut short then fails, where a "rate in [0, 1]" check would pass."""
 import pytest
 
-from experiments.policies import constant_policy, oracle_policy
-from experiments.rollouts import RolloutConfig, rollout
+from mazeagent.experiments.policies import constant_policy, oracle_policy
+from mazeagent.experiments.rollouts import RolloutConfig, rollout
 from mazeagent.env.mazes import generate_mazes
 from mazewalk import distances, first_visit, path, walk
 

@@ -8,11 +8,11 @@ import pytest
 from mazeagent.env.mazes import generate_mazes, observations
 from mazeagent.maze.level import world_to_activation
 from mazeagent.nets import HookedImpala, HookPoint, ImpalaCNN, run_with_cache
-from probes import channels as CH
-from probes import dataset as D
-from probes import interventions as I
-from probes import linear as L
-from probes import vfield as V
+from mazeagent.probes import channels as CH
+from mazeagent.probes import dataset as D
+from mazeagent.probes import interventions as I
+from mazeagent.probes import linear as L
+from mazeagent.probes import vfield as V
 
 LAYER = "embedder.block2.res1.resadd_out"
 
@@ -201,7 +201,7 @@ def test_tracking_hits_find_a_planted_equivariant_channel():
 
 
 def test_per_maze_policy_applies_each_mazes_own_patch(net_params, mazes):
-    from experiments.rollouts import evaluate
+    from mazeagent.experiments.rollouts import evaluate
 
     net, params = net_params
     shape = I.layer_shape(net, LAYER)
@@ -226,7 +226,7 @@ def test_per_maze_policy_applies_each_mazes_own_patch(net_params, mazes):
 
 def test_equal_mazes_get_their_own_per_maze_patch(net_params, mazes):
     """Patches follow the maze index, not the maze's contents: copies of one maze may carry different patches."""
-    from experiments.rollouts import evaluate
+    from mazeagent.experiments.rollouts import evaluate
 
     net, params = net_params
     dup = mazes.take(np.array([0, 1, 0, 2, 0]))

@@ -6,13 +6,13 @@ import json
 import numpy as np
 import pytest
 
-from experiments.sizes import training_max_size
-from experiments.study import bundled_checkpoint
+from mazeagent.experiments.sizes import training_max_size
+from mazeagent.experiments.study import bundled_checkpoint
 from mazeagent.cli import main
 from mazeagent.env.levelgen import maze_sizes
-from probes.cli import EXPERIMENTS
-from probes.common import channel_count
-from probes.exp_retarget import budget_caps, tried_sizes
+from mazeagent.probes.cli import EXPERIMENTS
+from mazeagent.probes.common import channel_count
+from mazeagent.probes.exp_retarget import budget_caps, tried_sizes
 
 SMALL = ["--me1-mazes", "6", "--probe-mazes", "30", "--retarget-mazes", "3", "--targets", "1", "--retarget-episodes",
          "1", "--channel-mazes", "3", "--placements", "4", "--horizon", "24", "--cv-seeds", "0-40", "--me3-mazes", "10",

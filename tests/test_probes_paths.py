@@ -6,15 +6,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments.report import Report
+from mazeagent.experiments.report import Report
 from mazeagent.env.mazes import generate_mazes, observations
 from mazeagent.maze.paths import next_step_towards, shortest_paths
 from mazeagent.maze.level import world_to_activation
 from mazeagent.nets import HookedImpala, ImpalaCNN
-from probes import exp_paths as P
-from probes import interventions as I
-from probes import vfield as V
-from probes.common import ProbeStudy, ProbeStudyConfig
+from mazeagent.probes import exp_paths as P
+from mazeagent.probes import interventions as I
+from mazeagent.probes import vfield as V
+from mazeagent.probes.common import ProbeStudy, ProbeStudyConfig
 
 LAYER = "embedder.block2.res1.resadd_out"
 

@@ -5,14 +5,14 @@ O2's count has an interval, and the net's width sizes the channel counts."""
 import numpy as np
 import pytest
 
-from experiments import verdicts as V
-from probes import exp_channels as O2
-from probes import exp_me3 as ME3
-from probes import exp_patch as ME1
-from probes import exp_probe as ME2
-from probes import exp_retarget as R
-from probes.channels import count_interval
-from probes.common import channel_count
+from mazeagent.experiments import verdicts as V
+from mazeagent.probes import exp_channels as O2
+from mazeagent.probes import exp_me3 as ME3
+from mazeagent.probes import exp_patch as ME1
+from mazeagent.probes import exp_probe as ME2
+from mazeagent.probes import exp_retarget as R
+from mazeagent.probes.channels import count_interval
+from mazeagent.probes.common import channel_count
 
 
 def _ok(rate: float, n: int = 100) -> np.ndarray:

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 import mazeagent as ma
-from experiments.rollouts import GROUP_ACTION
+from mazeagent.experiments.rollouts import GROUP_ACTION
 from mazeagent.api import VIDEO_GAP
 from mazeagent.env.mazes import observations
 from mazeagent.maze.level import OBS, WORLD
 from mazeagent.media import read_gif
 from mazeagent.nets.actions import GROUP_NAMES
-from probes.interventions import SetMasked
+from mazeagent.probes.interventions import SetMasked
 
 
 @pytest.fixture(scope="module")

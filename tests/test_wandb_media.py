@@ -183,10 +183,10 @@ def test_gif_with_backgrounds_is_close_and_bad_input_is_clear(tmp_path):
 
 
 def test_study_logs_example_rollouts(tmp_path, monkeypatch):
-    from experiments.report import Report, Section, log_wandb
-    from experiments.policies import oracle_policy
-    from experiments.rollouts import RolloutConfig, replay, rollout
-    from experiments.study import EXAMPLES_PER_OUTCOME, OUTCOMES, example_media, replay_episodes
+    from mazeagent.experiments.report import Report, Section, log_wandb
+    from mazeagent.experiments.policies import oracle_policy
+    from mazeagent.experiments.rollouts import RolloutConfig, replay, rollout
+    from mazeagent.experiments.study import EXAMPLES_PER_OUTCOME, OUTCOMES, example_media, replay_episodes
     from mazeagent.env.core import EnvParams, observe, state_from_level
     from mazeagent.env.mazes import generate_mazes
 

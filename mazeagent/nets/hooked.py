@@ -4,7 +4,7 @@ and ``model.run_with_hooks(obs, hooks)``, compiled and batch-padded.
 Why an object: interpretability work calls the same net thousands of times with varying batch sizes and varying
 edits. Compiled functions are cached per (net, captured names, hooks *structure*): hooks are split into their array
 leaves (arguments of the compiled function) and everything else (functions, static fields: part of the cache key), so
-a sweep over steering coefficients, channel masks or per-example patches that are pytrees (:mod:`probes.interventions`)
+a sweep over steering coefficients, channel masks or per-example patches that are pytrees (:mod:`mazeagent.probes.interventions`)
 reuses one compilation, and batches padded up to a few bucket sizes (:mod:`mazeagent.batching`) reuse a few more.
 """
 from __future__ import annotations

@@ -107,7 +107,7 @@ def run_with_hooks(net: ImpalaCNN, params: Any, obs: jax.Array, hooks: Mapping[s
     """Forward pass with activations replaced: ``hooks[name](x, point)`` (x NHWC, batched; ``point`` a
     :class:`~mazeagent.nets.impala.HookPoint` with the name and ``hook_args``) returns the new activation.
 
-    Hooks may close over arrays, or be pytrees holding them (see :mod:`probes.interventions`). Hooks built outside a
+    Hooks may close over arrays, or be pytrees holding them (see :mod:`mazeagent.probes.interventions`). Hooks built outside a
     ``jit``/``vmap`` that must read traced per-call values get them as ``point.args`` (any pytree passed as
     ``hook_args``). With a single ``(64, 64, 3)`` frame (e.g. under ``vmap``) hooks see a batch axis of 1.
     """

@@ -25,6 +25,7 @@ import numpy as np
 from mazeagent.ppo.config import PPOConfig
 
 FORMAT = "mazeagent-checkpoint-v1"
+BUNDLED_AGENT = Path(__file__).resolve().parent.parent / "assets" / "agent"  # the agent that ships (docs/agents.md)
 _PREFIX = "step_"
 
 

@@ -93,7 +93,7 @@ class Viewer:
 
     # ---- GET routes
     def info(self) -> dict:
-        from probes.common import ProbeStudyConfig
+        from mazeagent.probes.common import ProbeStudyConfig
 
         return {"agent": {"source": self.agent.source, "widths": list(self.agent.net.channel_widths)},
                 "layers": [{"name": n, "shape": list(s)} for n, s in self.layers.items()],
@@ -248,7 +248,7 @@ class Viewer:
         """Calls that compile what the page needs: the initial maze's view, patched views and episode; with
         ``rest``, instead the field at every other batch size a maze can need, so no later edit waits for a
         compilation. Each task takes the agent's lock on its own, so requests run between them."""
-        from probes.vfield import field_probs, open_squares
+        from mazeagent.probes.vfield import field_probs, open_squares
 
         maze = self.initial
         obj = maze_object(maze)
