@@ -155,6 +155,42 @@ def test_evaluation_bookkeeping_on_top_right_cheese():
     assert (acc["length"][~acc["cheese"]] == cfg.timeout).all()  # no cheese -> ran to the timeout
 
 
+def test_the_compact_rollout_equals_the_full_one_episode_by_episode():
+    """The evaluator runs the net only on envs still in their first episode (gathered into smaller buckets) and stops
+    when all have ended; every episode's outcome must equal the plain all-envs scan's, bucket path included."""
+    from mazeagent.ppo.evaluate import compact_buckets, make_compact_rollout, rollout_first_episodes
+    from mazeagent.ppo.train import make_env
+
+    cfg = CFG.replace(max_maze_size=3, rand_region=None, timeout=60)  # many quick endings, some timeouts
+    net, env = make_net(cfg), make_env(cfg, num_envs=64)
+    params = jax.jit(net.init)(jax.random.PRNGKey(3), jnp.zeros((1, 64, 64, 3), jnp.uint8))
+    head = params["params"]["fc_policy"]  # an untrained head, shrunk: near-uniform but unequal logits per frame
+    params = {"params": {**params["params"], "fc_policy": jax.tree_util.tree_map(lambda w: 0.1 * w, head)}}
+    key = jax.random.PRNGKey(4)
+    full = jax.jit(lambda p, k: rollout_first_episodes(net, env, p, k, cfg.timeout))(params, key)
+    assert compact_buckets(64, smallest=16) == (64, 32, 16)
+    rollout = make_compact_rollout(net, env, cfg.timeout, chunk=10, smallest=16)
+    compact = rollout(params, key)
+    full, compact = ({k: np.asarray(v) for k, v in a.items()} for a in (full, compact))
+    assert full.keys() == compact.keys()
+    for k in full:
+        np.testing.assert_array_equal(compact[k], full[k], err_msg=k)
+    # both regimes are covered: many episodes end early, so the batch shrinks; some run to the timeout
+    assert rollout.batches[0] == 64 and 32 in rollout.batches and len(rollout.batches) == cfg.timeout // 10
+    assert (full["length"] == cfg.timeout).any()
+
+
+def test_compact_buckets():
+    assert compact_buckets_of(1000) == (1000, 512, 256, 128, 64)
+    assert compact_buckets_of(512) == (512, 256, 128, 64)
+    assert compact_buckets_of(64) == (64,) and compact_buckets_of(3) == (3,)
+
+
+def compact_buckets_of(n: int) -> tuple[int, ...]:
+    from mazeagent.ppo.evaluate import compact_buckets
+    return compact_buckets(n)
+
+
 @pytest.mark.slow
 def test_tiny_preset_learns_and_the_cli_evaluates_it(tmp_path, capsys):
     """Acceptance: the tiny preset raises the cheese rate on its training distribution well above a uniformly random

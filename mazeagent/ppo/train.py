@@ -246,9 +246,14 @@ def act(net: Any, params: Any, obs: jax.Array, key: jax.Array, greedy: bool = Fa
         ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Sample (or argmax) one of the 15 actions per frame: ``(action, log-prob, value)``."""
     logits, value = net.apply(params, obs)
-    action = jnp.argmax(logits, -1) if greedy else jax.random.categorical(key, logits)
+    action = sample_action(logits, key, greedy)
     logp = jnp.take_along_axis(jax.nn.log_softmax(logits), action[:, None], axis=1)[:, 0]
     return action, logp, value
+
+
+def sample_action(logits: jax.Array, key: jax.Array, greedy: bool = False) -> jax.Array:
+    """One action per row of ``logits`` (N, 15): sampled, or the argmax when ``greedy``."""
+    return jnp.argmax(logits, -1) if greedy else jax.random.categorical(key, logits)
 
 
 def episode_stats(traj: Transition) -> dict[str, jax.Array]:
