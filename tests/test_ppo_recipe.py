@@ -141,7 +141,7 @@ def test_init_from_copies_params_and_checks_the_architecture(tmp_path):
     for a, b in zip(jax.tree_util.tree_leaves(state.params), jax.tree_util.tree_leaves(src_state.params), strict=True):
         assert np.array_equal(a, b)
     assert not all(np.array_equal(a, b) for a, b in zip(jax.tree_util.tree_leaves(fresh.params),
-                                                          jax.tree_util.tree_leaves(src_state.params)))
+                                                          jax.tree_util.tree_leaves(src_state.params), strict=True))
     wide = make_train(TINY.replace(net_widths=(8, 8, 8)))
     with pytest.raises(ValueError, match="does not match this config"):
         init_params_from(wide.init(jax.random.PRNGKey(0)), str(tmp_path / "src"), wide.optimizer)
