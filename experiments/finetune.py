@@ -74,7 +74,8 @@ def within_budget(run: str | Path, budget_frames: float) -> tuple[Judged, list[J
 
 
 def me5(original: str | Path, finetuned: str | Path, out_dir: str | Path, episodes: int = 1000, seed: int = 0,
-        budget: float = ME5_BUDGET, points: int = 4, wandb_mode: str = "disabled") -> dict[str, Path]:
+        budget: float = ME5_BUDGET, points: int = 4, wandb_mode: str = "disabled", progress: bool = True
+        ) -> dict[str, Path]:
     """Judge ME5 for ``original`` (a checkpoint) and ``finetuned`` (a run started from it) into a report: the curve
     of cheese and top-right attainment on the stock distribution against the share of the original's frames spent
     (``points`` checkpoints within the budget, the judged one last), and the verdict at the budget."""
@@ -104,11 +105,11 @@ def me5(original: str | Path, finetuned: str | Path, out_dir: str | Path, episod
         return {"cheese": k / episodes, "ci": [lo, hi], "top_right": float(r[f"eval/{dist}/top_right_rate"]),
                 "length": float(r[f"eval/{dist}/episode_length"])}
 
-    before = make_evaluator(c0, episodes=episodes, distributions=("train", "stock"))(p0, key)
+    before = make_evaluator(c0, episodes=episodes, distributions=("train", "stock"), progress=progress)(p0, key)
     curve = [{"frames": 0, "fraction": 0.0, "checkpoint": str(original), **rate(before, "stock")}]
     for j in curve_at:
         _, p1, c1 = load_policy(j.path)
-        after = make_evaluator(c1, episodes=episodes, distributions=("stock",))(p1, key)
+        after = make_evaluator(c1, episodes=episodes, distributions=("stock",), progress=progress)(p1, key)
         curve.append({"frames": j.frames, "fraction": j.frames / orig_frames, "checkpoint": str(j.path),
                       **rate(after, "stock")})
     bar, final = rate(before, "train"), curve[-1]

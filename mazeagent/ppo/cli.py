@@ -129,7 +129,7 @@ def _eval(args: argparse.Namespace) -> int:
                          f"repeats, got {args.distributions!r}")
     _net, params, config = load_policy(args.checkpoint)
     result = make_evaluator(config, episodes=args.episodes, greedy=args.greedy,
-                            distributions=dists)(params, jax.random.PRNGKey(args.seed))
+                            distributions=dists, progress=True)(params, jax.random.PRNGKey(args.seed))
     result = {"checkpoint": args.checkpoint, "episodes": args.episodes, "rand_region": config.rand_region, **result}
     _print(result, args.json)
     return 0

@@ -9,6 +9,7 @@ the episode (docs/research.md §1.4: procgen-tools had no such episode metric).
 from __future__ import annotations
 
 import functools
+import sys
 from typing import Any, Callable
 
 import jax
@@ -90,13 +91,15 @@ def compact_buckets(n: int, smallest: int = 64) -> tuple[int, ...]:
 
 
 def make_compact_rollout(net: Any, env: Any, timeout: int, greedy: bool = False, chunk: int = 20,
-                         smallest: int = 64) -> Callable[[Any, jax.Array], dict[str, jax.Array]]:
+                         smallest: int = 64, progress: str | None = None
+                         ) -> Callable[[Any, jax.Array], dict[str, jax.Array]]:
     """:func:`rollout_first_episodes`, equal per episode, with the net run only on the envs still in their first
     episode (gathered into the smallest bucket that holds them, so a few shapes compile) and no steps after the
     last episode ends. Most episodes end long before the timeout, so this is several times faster.
 
     Equal because the keys are the same per step, the sampling sees the same (N, 15) logits on live rows, each env
-    draws its levels from its own stream, and the net's rows do not depend on the batch they are in."""
+    draws its levels from its own stream, and the net's rows do not depend on the batch they are in.
+    ``progress``: a tqdm bar (stderr) with this label, over the steps, showing the episodes still going."""
     buckets = compact_buckets(env.num_envs, smallest)
     start = jax.jit(lambda key: _start(env, key))
 
@@ -117,16 +120,22 @@ def make_compact_rollout(net: Any, env: Any, timeout: int, greedy: bool = False,
         return run
 
     def rollout(params: Any, key: jax.Array) -> dict[str, jax.Array]:
+        from tqdm import tqdm
+
         carry, k_run = start(key)
         keys = jax.random.split(k_run, timeout)
         rollout.batches = []  # the net's batch size per chunk of steps, for inspection
-        for t in range(0, timeout, chunk):
-            live = int(jnp.sum(carry[2]))
-            if live == 0:  # every first episode has ended: later steps add nothing
-                break
-            bucket = min(b for b in buckets if b >= live)
-            rollout.batches.append(bucket)
-            carry = run_chunk(bucket)(params, carry, keys[t:t + chunk])
+        with tqdm(total=timeout, desc=progress, unit="step", disable=progress is None, leave=False,
+                  file=sys.stderr) as bar:
+            for t in range(0, timeout, chunk):
+                live = int(jnp.sum(carry[2]))
+                bar.set_postfix(going=live)
+                if live == 0:  # every first episode has ended: later steps add nothing
+                    break
+                bucket = min(b for b in buckets if b >= live)
+                rollout.batches.append(bucket)
+                carry = run_chunk(bucket)(params, carry, keys[t:t + chunk])
+                bar.update(min(chunk, timeout - t))
         return carry[3]
 
     return rollout
@@ -140,26 +149,29 @@ def summarize(acc: dict[str, jax.Array], prefix: str = "") -> dict[str, jax.Arra
 
 
 def make_evaluator(config: PPOConfig, episodes: int | None = None, greedy: bool = False,
-                   distributions: tuple[str, ...] = DISTRIBUTIONS) -> Callable[[Any, jax.Array], dict[str, float]]:
+                   distributions: tuple[str, ...] = DISTRIBUTIONS, progress: bool = False
+                   ) -> Callable[[Any, jax.Array], dict[str, float]]:
     """``evaluate(params, key) -> {"eval/<dist>/<metric>": float}`` for the config's net and env (compiled; the
     net runs only on episodes still going, see :func:`make_compact_rollout`).
 
-    Cached per arguments, so evaluating many checkpoints of one config compiles once."""
+    Cached per arguments, so evaluating many checkpoints of one config compiles once. ``progress``: a bar per
+    distribution on stderr."""
     episodes = config.eval_episodes if episodes is None else episodes
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes <= 0:
         raise ValueError(f"episodes must be an int > 0, got {episodes!r}")
     for d in distributions:
         _rand_region(config, d)
-    return _evaluator(config, episodes, greedy, tuple(distributions))
+    return _evaluator(config, episodes, greedy, tuple(distributions), progress)
 
 
 @functools.lru_cache(maxsize=8)
-def _evaluator(config: PPOConfig, episodes: int, greedy: bool, distributions: tuple[str, ...]
+def _evaluator(config: PPOConfig, episodes: int, greedy: bool, distributions: tuple[str, ...], progress: bool
                ) -> Callable[[Any, jax.Array], dict[str, float]]:
     from mazeagent.ppo.train import make_env, make_net
     net = make_net(config)
     envs = {d: make_env(config, rand_region=_rand_region(config, d), num_envs=episodes) for d in distributions}
-    rollouts = {d: make_compact_rollout(net, env, config.timeout, greedy) for d, env in envs.items()}
+    rollouts = {d: make_compact_rollout(net, env, config.timeout, greedy, progress=f"eval {d}" if progress else None)
+                for d, env in envs.items()}
 
     def evaluate(params: Any, key: jax.Array) -> dict[str, float]:
         out = {}
