@@ -158,7 +158,7 @@ def test_evaluation_bookkeeping_on_top_right_cheese():
 def test_the_compact_rollout_equals_the_full_one_episode_by_episode():
     """The evaluator runs the net only on envs still in their first episode (gathered into smaller buckets) and stops
     when all have ended; every episode's outcome must equal the plain all-envs scan's, bucket path included."""
-    from mazeagent.ppo.evaluate import compact_buckets, make_compact_rollout, rollout_first_episodes
+    from mazeagent.ppo.evaluate import make_compact_rollout, rollout_first_episodes
     from mazeagent.ppo.train import make_env
 
     cfg = CFG.replace(max_maze_size=3, rand_region=None, timeout=60)  # many quick endings, some timeouts
@@ -168,7 +168,6 @@ def test_the_compact_rollout_equals_the_full_one_episode_by_episode():
     params = {"params": {**params["params"], "fc_policy": jax.tree_util.tree_map(lambda w: 0.1 * w, head)}}
     key = jax.random.PRNGKey(4)
     full = jax.jit(lambda p, k: rollout_first_episodes(net, env, p, k, cfg.timeout))(params, key)
-    assert compact_buckets(32, smallest=16) == (32, 16)
     rollout = make_compact_rollout(net, env, cfg.timeout, chunk=10, smallest=16)
     compact = rollout(params, key)
     full, compact = ({k: np.asarray(v) for k, v in a.items()} for a in (full, compact))
@@ -180,15 +179,14 @@ def test_the_compact_rollout_equals_the_full_one_episode_by_episode():
     assert (full["length"] == cfg.timeout).any()
 
 
-def test_compact_buckets():
-    assert compact_buckets_of(1000) == (1000, 512, 256, 128, 64)
-    assert compact_buckets_of(512) == (512, 256, 128, 64)
-    assert compact_buckets_of(64) == (64,) and compact_buckets_of(3) == (3,)
+def test_the_compact_rollouts_batch_sizes():
+    """The evaluator's net batch as episodes end: the env count, then powers of two down to 64 (few compiles)."""
+    from mazeagent.batching import bucket
 
-
-def compact_buckets_of(n: int) -> tuple[int, ...]:
-    from mazeagent.ppo.evaluate import compact_buckets
-    return compact_buckets(n)
+    assert [bucket(live, 64, 1000) for live in (1000, 600, 512, 300, 129, 100, 10)] == [1000, 1000, 512, 512, 256,
+                                                                                         128, 64]
+    assert [bucket(live, 64, 512) for live in (512, 257, 65, 1)] == [512, 512, 128, 64]
+    assert bucket(1, 64, 64) == 64 and bucket(2, 64, 3) == 3
 
 
 @pytest.mark.slow

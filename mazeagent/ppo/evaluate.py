@@ -15,6 +15,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
+from mazeagent.batching import bucket
 from mazeagent.maze.level import CHEESE
 from mazeagent.ppo.config import PPOConfig
 
@@ -74,42 +75,33 @@ def rollout_first_episodes(net: Any, env: Any, params: Any, key: jax.Array, time
     """Per-env results of the first episode: ``return``, ``length``, ``cheese``, ``top_right`` (arrays (N,)).
 
     Pure and jittable: every env runs all ``timeout`` steps through the net (the reference for
-    :func:`rollout_first_episodes_compact`)."""
+    :func:`make_compact_rollout`)."""
     carry, k_run = _start(env, key)
     step = _episode_step(env, lambda obs, live: net.apply(params, obs)[0], greedy)
     (_, _, _, acc), _ = jax.lax.scan(step, carry, jax.random.split(k_run, timeout))
     return acc
 
 
-def compact_buckets(n: int, smallest: int = 64) -> tuple[int, ...]:
-    """Batch sizes the net runs at as episodes end: ``n``, then the powers of two below it down to ``smallest``."""
-    sizes, b = [n], 1 << max(0, (n - 1).bit_length() - 1)
-    while b >= smallest and b < n:
-        sizes.append(b)
-        b //= 2
-    return tuple(sizes)
-
-
 def make_compact_rollout(net: Any, env: Any, timeout: int, greedy: bool = False, chunk: int = 20,
                          smallest: int = 64, progress: str | None = None
                          ) -> Callable[[Any, jax.Array], dict[str, jax.Array]]:
     """:func:`rollout_first_episodes`, equal per episode, with the net run only on the envs still in their first
-    episode (gathered into the smallest bucket that holds them, so a few shapes compile) and no steps after the
-    last episode ends. Most episodes end long before the timeout, so this is several times faster.
+    episode (gathered into :func:`mazeagent.batching.bucket` of their count, at least ``smallest`` and at most the
+    number of envs, so a few shapes compile) and no steps after the last episode ends. Most episodes end long before
+    the timeout, so this is several times faster.
 
     Equal because the keys are the same per step, the sampling sees the same (N, 15) logits on live rows, each env
     draws its levels from its own stream, and the net's rows do not depend on the batch they are in.
     ``progress``: a tqdm bar (stderr) with this label, over the steps, showing the episodes still going."""
-    buckets = compact_buckets(env.num_envs, smallest)
     start = jax.jit(lambda key: _start(env, key))
 
     @functools.lru_cache(maxsize=None)
-    def run_chunk(bucket: int):
+    def run_chunk(size: int):
         def logits_fn(params: Any):
             def f(obs: jax.Array, live: jax.Array) -> jax.Array:
-                if bucket == obs.shape[0]:
+                if size == obs.shape[0]:
                     return net.apply(params, obs)[0]
-                idx = jnp.nonzero(live, size=bucket, fill_value=0)[0]
+                idx = jnp.nonzero(live, size=size, fill_value=0)[0]
                 sub = net.apply(params, obs[idx])[0]
                 return jnp.zeros((obs.shape[0], sub.shape[-1]), sub.dtype).at[idx].set(sub)
             return f
@@ -132,9 +124,9 @@ def make_compact_rollout(net: Any, env: Any, timeout: int, greedy: bool = False,
                 bar.set_postfix(going=live)
                 if live == 0:  # every first episode has ended: later steps add nothing
                     break
-                bucket = min(b for b in buckets if b >= live)
-                rollout.batches.append(bucket)
-                carry = run_chunk(bucket)(params, carry, keys[t:t + chunk])
+                size = bucket(live, smallest, env.num_envs)
+                rollout.batches.append(size)
+                carry = run_chunk(size)(params, carry, keys[t:t + chunk])
                 bar.update(min(chunk, timeout - t))
         return carry[3]
 
